@@ -1,0 +1,223 @@
+//! One IRC command per file, and the dispatch table that carries each command's metadata
+//! so the common checks (registration, parameter count, operator status) live here once.
+
+use crate::SessionId;
+use crate::message::Message;
+use crate::numeric::*;
+use crate::output::Output;
+use crate::state::{Session, State};
+
+mod away;
+mod cap;
+mod invite;
+mod ison;
+mod join;
+mod kick;
+mod kill;
+mod list;
+mod lusers;
+mod mode;
+mod motd;
+mod names;
+mod nick;
+mod notice;
+mod oper;
+mod part;
+mod pass;
+mod ping;
+mod pong;
+mod privmsg;
+pub(crate) mod quit;
+mod registration;
+mod time;
+mod topic;
+mod user;
+mod userhost;
+mod version;
+mod who;
+mod whois;
+mod whowas;
+
+/// A command's handler and the checks that run before it.
+pub(crate) struct Command {
+    pub name: &'static str,
+    /// Parameters required; fewer gets ERR_NEEDMOREPARAMS.
+    pub min_params: usize,
+    /// Usable before registration completes (otherwise ERR_NOTREGISTERED).
+    pub before_registration: bool,
+    /// Only IRC operators may use it (otherwise ERR_NOPRIVILEGES).
+    pub oper_only: bool,
+    pub handler: fn(&mut Ctx, &Message),
+}
+
+const fn cmd(name: &'static str, min_params: usize, handler: fn(&mut Ctx, &Message)) -> Command {
+    Command {
+        name,
+        min_params,
+        before_registration: false,
+        oper_only: false,
+        handler,
+    }
+}
+
+const fn pre(command: Command) -> Command {
+    Command {
+        before_registration: true,
+        ..command
+    }
+}
+
+const fn oper(command: Command) -> Command {
+    Command {
+        oper_only: true,
+        ..command
+    }
+}
+
+/// The dispatch table, sorted by name.
+pub(crate) const COMMANDS: &[Command] = &[
+    cmd("AWAY", 0, away::handle),
+    pre(cmd("CAP", 1, cap::handle)),
+    cmd("INVITE", 2, invite::handle),
+    cmd("ISON", 1, ison::handle),
+    cmd("JOIN", 1, join::handle),
+    cmd("KICK", 2, kick::handle),
+    oper(cmd("KILL", 1, kill::handle)),
+    cmd("LIST", 0, list::handle),
+    cmd("LUSERS", 0, lusers::handle),
+    cmd("MODE", 1, mode::handle),
+    cmd("MOTD", 0, motd::handle),
+    cmd("NAMES", 0, names::handle),
+    pre(cmd("NICK", 0, nick::handle)),
+    cmd("NOTICE", 0, notice::handle),
+    cmd("OPER", 2, oper::handle),
+    cmd("PART", 1, part::handle),
+    pre(cmd("PASS", 1, pass::handle)),
+    pre(cmd("PING", 0, ping::handle)),
+    pre(cmd("PONG", 0, pong::handle)),
+    cmd("PRIVMSG", 0, privmsg::handle),
+    pre(cmd("QUIT", 0, quit::handle)),
+    cmd("TIME", 0, time::handle),
+    cmd("TOPIC", 1, topic::handle),
+    pre(cmd("USER", 4, user::handle)),
+    cmd("USERHOST", 1, userhost::handle),
+    cmd("VERSION", 0, version::handle),
+    cmd("WHO", 0, who::handle),
+    cmd("WHOIS", 1, whois::handle),
+    cmd("WHOWAS", 1, whowas::handle),
+];
+
+/// Looks a command up by its upper-case name.
+pub(crate) fn lookup(name: &str) -> Option<&'static Command> {
+    COMMANDS
+        .binary_search_by(|c| c.name.cmp(name))
+        .ok()
+        .map(|i| &COMMANDS[i])
+}
+
+/// Runs the common checks, then the handler.
+pub(crate) fn dispatch(ctx: &mut Ctx, msg: &Message) {
+    let Some(command) = lookup(&msg.command) else {
+        ctx.numeric(
+            ERR_UNKNOWNCOMMAND,
+            &format!("{} :Unknown command", msg.command),
+        );
+        return;
+    };
+    if !command.before_registration && !ctx.me().registered {
+        ctx.numeric(ERR_NOTREGISTERED, ":You have not registered");
+        return;
+    }
+    if msg.params.len() < command.min_params {
+        ctx.need_more_params(&msg.command);
+        return;
+    }
+    if command.oper_only && ctx.me().oper.is_none() {
+        ctx.numeric(
+            ERR_NOPRIVILEGES,
+            ":Permission Denied- You're not an IRC operator",
+        );
+        return;
+    }
+    (command.handler)(ctx, msg);
+}
+
+/// What a handler works with: the state, the response buffer and the sender.
+pub(crate) struct Ctx<'a> {
+    pub state: &'a mut State,
+    pub out: &'a mut Output,
+    /// The session that sent the line.
+    pub id: SessionId,
+}
+
+static GONE: Session = Session {
+    id: 0,
+    created_ms: 0,
+    last_active_ms: 0,
+    last_message_ms: 0,
+    remote_addr: String::new(),
+    nick: None,
+    username: None,
+    realname: String::new(),
+    password: None,
+    registered: false,
+    cap_negotiating: false,
+    invisible: false,
+    oper: None,
+    away: None,
+    channels: std::collections::BTreeSet::new(),
+    invited_to: std::collections::BTreeSet::new(),
+};
+
+impl Ctx<'_> {
+    /// The sender. After QUIT removed it, an empty placeholder (never a panic).
+    pub fn me(&self) -> &Session {
+        self.state.sessions.get(&self.id).unwrap_or(&GONE)
+    }
+
+    pub fn me_mut(&mut self) -> Option<&mut Session> {
+        self.state.sessions.get_mut(&self.id)
+    }
+
+    pub fn server_name(&self) -> &str {
+        &self.state.config.server_name
+    }
+
+    /// `:<server> <code> <nick> <rest>` to the sender.
+    pub fn numeric(&mut self, code: &str, rest: &str) {
+        let line = format!(
+            ":{} {code} {} {rest}",
+            self.server_name(),
+            self.me().nick_or_star()
+        );
+        self.out.to(self.id, line);
+    }
+
+    /// A line to the sender only.
+    pub fn reply(&mut self, line: String) {
+        self.out.to(self.id, line);
+    }
+
+    pub fn need_more_params(&mut self, command: &str) {
+        self.numeric(
+            ERR_NEEDMOREPARAMS,
+            &format!("{command} :Not enough parameters"),
+        );
+    }
+
+    pub fn no_such_nick(&mut self, target: &str) {
+        self.numeric(ERR_NOSUCHNICK, &format!("{target} :No such nick/channel"));
+    }
+
+    pub fn no_such_channel(&mut self, target: &str) {
+        self.numeric(ERR_NOSUCHCHANNEL, &format!("{target} :No such channel"));
+    }
+}
+
+/// Whether `name` is a valid channel name (RFC 2812 chanstring, `#` only, CHANNELLEN).
+pub(crate) fn valid_channel_name(name: &str) -> bool {
+    name.len() >= 2
+        && name.len() <= crate::commands::registration::CHANNELLEN
+        && name.starts_with('#')
+        && !name.contains([' ', ',', '\x07', ':', '\r', '\n', '\0'])
+}

@@ -1,0 +1,90 @@
+//! NICK: choose or change the nickname (RFC 2812 §3.1.2).
+
+use super::Ctx;
+use super::registration::{NICKLEN, try_register};
+use crate::casemap::fold;
+use crate::message::Message;
+use crate::numeric::*;
+
+/// RFC 2812 nickname: a letter or special first, then letters, digits, specials, `-`.
+pub(crate) fn valid_nick(nick: &str) -> bool {
+    let special = |c: char| "[]\\`_^{|}".contains(c);
+    let mut chars = nick.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || special(c) => {}
+        _ => return false,
+    }
+    nick.len() <= NICKLEN && chars.all(|c| c.is_ascii_alphanumeric() || special(c) || c == '-')
+}
+
+pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
+    let new = msg.param(0);
+    if new.is_empty() {
+        ctx.numeric(ERR_NONICKNAMEGIVEN, ":No nickname given");
+        return;
+    }
+    if !valid_nick(new) {
+        ctx.numeric(ERR_ERRONEUSNICKNAME, &format!("{new} :Erroneous nickname"));
+        return;
+    }
+    let folded = fold(new);
+    match ctx.state.nicks.get(&folded) {
+        Some(&owner) if owner != ctx.id => {
+            ctx.numeric(
+                ERR_NICKNAMEINUSE,
+                &format!("{new} :Nickname is already in use"),
+            );
+            return;
+        }
+        _ => {}
+    }
+    let me = ctx.me();
+    if me.nick.as_deref() == Some(new) {
+        return;
+    }
+    let old_mask = me.mask();
+    let registered = me.registered;
+    let old_folded = me.nick.as_deref().map(fold);
+    if registered {
+        let snapshot = me.clone();
+        ctx.state.record_whowas(&snapshot);
+    }
+    if let Some(old) = old_folded {
+        ctx.state.nicks.remove(&old);
+    }
+    ctx.state.nicks.insert(folded, ctx.id);
+    if let Some(s) = ctx.me_mut() {
+        s.nick = Some(new.to_owned());
+    }
+    if registered {
+        let peers = ctx.state.common_channel_peers(ctx.id, true);
+        ctx.out.to_all(&peers, format!(":{old_mask} NICK :{new}"));
+    } else {
+        try_register(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_nick;
+
+    #[test]
+    fn nick_syntax() {
+        for ok in ["a", "Alice", "[x]", "a-1", "`q", "_", &"n".repeat(30)] {
+            assert!(valid_nick(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "-a",
+            "a b",
+            "a!b",
+            "a@b",
+            "#c",
+            "é",
+            &"n".repeat(31),
+        ] {
+            assert!(!valid_nick(bad), "{bad}");
+        }
+    }
+}

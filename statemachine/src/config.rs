@@ -1,0 +1,211 @@
+//! The logic's view of the replicated network configuration.
+//!
+//! The configuration is one TOML document (RobustIRC's format, extended). The logic reads
+//! the keys it knows and ignores the rest (the host's keys, such as `TrustedBridges`).
+//! Durations are Go-style strings as RobustIRC writes them: `"30m0s"`, `"500ms"`, `"1h"`.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// Why a configuration document was refused. The previous configuration stays active.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid network configuration: {0}")]
+    Invalid(String),
+}
+
+/// One IRC operator: `OPER <Name> <Password>` grants operator status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Operator {
+    pub name: String,
+    pub password: String,
+}
+
+/// The `[IRC]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IrcConfig {
+    pub operators: Vec<Operator>,
+}
+
+/// The configuration fields the IRC logic uses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Config {
+    /// The network's name (ISUPPORT `NETWORK`, the welcome message).
+    pub network: String,
+    /// The name the one virtual server shows as the prefix of its replies.
+    pub server_name: String,
+    /// Message of the day, one string; lines split at `\n`. Empty: no MOTD (422).
+    pub motd: String,
+    /// Registered sessions without any activity for this long are closed (ms).
+    #[serde(deserialize_with = "duration_ms")]
+    pub session_expiration: u64,
+    /// Sessions that have not completed registration after this long are closed (ms).
+    #[serde(deserialize_with = "duration_ms")]
+    pub registration_timeout: u64,
+    /// Channels one session may be in (ISUPPORT `CHANLIMIT`). 0: no limit.
+    pub max_channels_per_session: u32,
+    /// Channels the whole network may have. 0: no limit.
+    pub max_channels: u32,
+    #[serde(rename = "IRC")]
+    pub irc: IrcConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            network: "unsplit".to_owned(),
+            server_name: "irc.unsplit".to_owned(),
+            motd: String::new(),
+            session_expiration: 30 * 60 * 1000,
+            registration_timeout: 10 * 60 * 1000,
+            max_channels_per_session: 100,
+            max_channels: 0,
+            irc: IrcConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document. Unknown keys are ignored; missing keys take their defaults.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(one_line(&e.to_string())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str| Err(ConfigError::Invalid(what.to_owned()));
+        if self.network.is_empty() || self.network.contains([' ', ',', '\r', '\n']) {
+            return bad("Network must be a non-empty word");
+        }
+        if self.server_name.is_empty() || self.server_name.contains([' ', ',', '\r', '\n']) {
+            return bad("ServerName must be a non-empty word");
+        }
+        if self.session_expiration < 1000 {
+            return bad("SessionExpiration must be at least 1s");
+        }
+        if self.registration_timeout < 1000 {
+            return bad("RegistrationTimeout must be at least 1s");
+        }
+        for op in &self.irc.operators {
+            if op.name.is_empty() || op.name.contains(' ') || op.password.is_empty() {
+                return bad("every IRC.Operators entry needs a Name (one word) and a Password");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn duration_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration_ms(&text).map_err(serde::de::Error::custom)
+}
+
+/// Parses a Go duration string (`"1h30m"`, `"500ms"`, `"1.5s"`) into milliseconds.
+pub(crate) fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let err =
+        || format!("invalid duration {text:?} (expected e.g. \"30m\", \"500ms\", \"1h30m0s\")");
+    if text == "0" {
+        return Ok(0);
+    }
+    let mut rest = text;
+    let mut total_ns: u128 = 0;
+    if rest.is_empty() {
+        return Err(err());
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
+        if num_len == 0 {
+            return Err(err());
+        }
+        let (num, tail) = rest.split_at(num_len);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let unit_ns: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(err()),
+        };
+        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+        if (int.is_empty() && frac.is_empty()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err());
+        }
+        let int: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| err())?
+        };
+        let mut value = int.checked_mul(unit_ns).ok_or_else(err)?;
+        let mut scale = unit_ns;
+        for digit in frac.bytes().take(18) {
+            scale /= 10;
+            value += u128::from(digit - b'0') * scale;
+        }
+        total_ns = total_ns.checked_add(value).ok_or_else(err)?;
+        rest = tail;
+    }
+    u64::try_from(total_ns / 1_000_000).map_err(|_| err())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_duration_ms("30m0s"), Ok(1_800_000));
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration_ms("1.5s"), Ok(1500));
+        assert_eq!(parse_duration_ms("0"), Ok(0));
+        for bad in ["", "5", "m", "1x", "1..5s", "-1s", "99999999999999999999h"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_robustirc_style_config() {
+        let c = Config::from_toml(
+            "SessionExpiration = \"10m\"\nPostMessageCooloff = \"500ms\"\n\
+             [IRC]\n[[IRC.Operators]]\nName = \"foo\"\nPassword = \"bar\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.session_expiration, 600_000);
+        assert_eq!(
+            c.irc.operators,
+            vec![Operator {
+                name: "foo".into(),
+                password: "bar".into()
+            }]
+        );
+        assert_eq!(c.network, "unsplit");
+    }
+
+    #[test]
+    fn refuses_bad_values_with_a_reason() {
+        let e = Config::from_toml("SessionExpiration = \"soon\"").unwrap_err();
+        assert!(e.to_string().contains("invalid duration"), "{e}");
+        let e = Config::from_toml("Network = \"two words\"").unwrap_err();
+        assert!(e.to_string().contains("Network"), "{e}");
+        assert!(Config::from_toml("[[[").is_err());
+    }
+}

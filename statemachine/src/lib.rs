@@ -1,0 +1,81 @@
+//! The unsplit IRC server logic.
+//!
+//! An RFC 2812 IRC server written as a pure, deterministic function of
+//! `(state, entry) → (state, outcome)`. Every node of an unsplit network applies the same
+//! committed entries in the same order through this logic (compiled to a WebAssembly
+//! component, see `statemachine/guest`) and reaches the same state and the same outcomes.
+//!
+//! Rules that keep it deterministic (see docs/ARCHITECTURE.md):
+//! - time comes only from [`Entry::time_ms`], stamped by the raft leader;
+//! - no randomness, no I/O, no clocks;
+//! - only ordered collections (`BTreeMap`, `BTreeSet`, `Vec`), never hash-map iteration.
+//!
+//! The same code compiles natively (for fast unit and golden tests) and to wasm.
+
+mod casemap;
+mod commands;
+mod config;
+mod message;
+mod numeric;
+mod output;
+mod server;
+mod state;
+mod timefmt;
+pub mod transcript;
+
+pub use config::{Config, ConfigError};
+pub use server::{RestoreError, Server};
+
+/// The module's name as reported through the WIT `info` export.
+pub const MODULE_NAME: &str = "unsplit-irc";
+/// The module's semantic version (the crate version).
+pub const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The snapshot format [`Server::snapshot`] writes and [`Server::restore`] reads.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// A session id, chosen by the host. Opaque to the logic.
+pub type SessionId = u64;
+
+/// One committed log entry (the WIT `entry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Raft log index, strictly increasing.
+    pub index: u64,
+    /// Leader-stamped time, milliseconds since the Unix epoch. The only clock.
+    pub time_ms: u64,
+    /// The session the entry belongs to (0 for ticks and config).
+    pub session: SessionId,
+    pub kind: EntryKind,
+}
+
+/// What an entry asks the logic to do (the WIT `entry-kind`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A new session with the client's address.
+    CreateSession { remote_addr: String },
+    /// The session is gone, with a quit message.
+    DeleteSession { quit_message: String },
+    /// One raw IRC line without its terminator.
+    IrcLine(Vec<u8>),
+    /// The clock moved: expire what is due.
+    Tick,
+    /// A new network configuration (TOML).
+    Config(String),
+}
+
+/// One line to deliver and its recipients (ascending, unique).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    pub line: String,
+    pub recipients: Vec<SessionId>,
+}
+
+/// What one entry produced (the WIT `outcome`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub lines: Vec<OutputLine>,
+    /// Sessions ended by this entry, ascending.
+    pub closed: Vec<SessionId>,
+    /// A problem with the entry that no IRC line reports (e.g. invalid configuration).
+    pub error: Option<String>,
+}

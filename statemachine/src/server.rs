@@ -1,0 +1,174 @@
+//! The top of the logic: applying one entry, snapshots, restore.
+
+use crate::commands::{self, Ctx, quit};
+use crate::config::Config;
+use crate::message::{self, LineError};
+use crate::numeric::*;
+use crate::output::Output;
+use crate::state::{Session, State};
+use crate::{Entry, EntryKind, Outcome, SNAPSHOT_FORMAT, SessionId};
+
+/// Why a snapshot could not be restored. The state is left as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("snapshot is empty")]
+    Empty,
+    #[error("snapshot format {found} is not supported (this module reads format {supported})")]
+    UnsupportedFormat { found: u32, supported: u32 },
+    #[error("snapshot is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The IRC server: the whole replicated state and the apply function.
+#[derive(Debug, Clone, Default)]
+pub struct Server {
+    state: State,
+}
+
+impl Server {
+    /// A server with no sessions and the default configuration.
+    pub fn new() -> Server {
+        Server::default()
+    }
+
+    /// The active configuration.
+    pub fn config(&self) -> &Config {
+        &self.state.config
+    }
+
+    /// Index of the last applied entry (0 before any).
+    pub fn last_index(&self) -> u64 {
+        self.state.last_index
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.state.sessions.len()
+    }
+
+    /// Applies one committed entry.
+    pub fn apply(&mut self, entry: &Entry) -> Outcome {
+        let mut out = Output::default();
+        let state = &mut self.state;
+        if state.created_ms == 0 {
+            state.created_ms = entry.time_ms;
+        }
+        // The leader's clock may step back after a leader change; the logic's never does.
+        state.now_ms = state.now_ms.max(entry.time_ms);
+        state.last_index = entry.index;
+        match &entry.kind {
+            EntryKind::CreateSession { remote_addr } => {
+                let id = entry.session;
+                if id != 0 && !state.sessions.contains_key(&id) {
+                    let now = state.now_ms;
+                    state.sessions.insert(
+                        id,
+                        Session {
+                            id,
+                            created_ms: now,
+                            last_active_ms: now,
+                            last_message_ms: now,
+                            remote_addr: remote_addr.clone(),
+                            ..Session::default()
+                        },
+                    );
+                }
+            }
+            EntryKind::DeleteSession { quit_message } => {
+                if state.sessions.contains_key(&entry.session) {
+                    let reason = quit::client_reason(quit_message);
+                    quit::end_session(state, &mut out, entry.session, &reason);
+                }
+            }
+            EntryKind::IrcLine(raw) => {
+                if let Some(s) = state.sessions.get_mut(&entry.session) {
+                    s.last_active_ms = state.now_ms;
+                    line(state, &mut out, entry.session, raw);
+                }
+            }
+            EntryKind::Tick => expire(state, &mut out),
+            EntryKind::Config(text) => match Config::from_toml(text) {
+                Ok(config) => state.config = config,
+                Err(e) => out.error(e.to_string()),
+            },
+        }
+        out.finish()
+    }
+
+    /// The whole state: a format number, then the postcard-encoded state.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut bytes = SNAPSHOT_FORMAT.to_le_bytes().to_vec();
+        // Serialising plain data into a Vec cannot fail; an empty snapshot would be refused
+        // by restore rather than silently accepted.
+        if let Ok(body) = postcard::to_allocvec(&self.state) {
+            bytes.extend_from_slice(&body);
+        }
+        bytes
+    }
+
+    /// A server continuing from a snapshot.
+    pub fn restore(bytes: &[u8]) -> Result<Server, RestoreError> {
+        let Some((format, body)) = bytes.split_first_chunk::<4>() else {
+            return Err(RestoreError::Empty);
+        };
+        let format = u32::from_le_bytes(*format);
+        if format != SNAPSHOT_FORMAT {
+            return Err(RestoreError::UnsupportedFormat {
+                found: format,
+                supported: SNAPSHOT_FORMAT,
+            });
+        }
+        let state: State =
+            postcard::from_bytes(body).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
+        Ok(Server { state })
+    }
+}
+
+/// One IRC line from a known session.
+fn line(state: &mut State, out: &mut Output, id: SessionId, raw: &[u8]) {
+    let mut ctx = Ctx { state, out, id };
+    let text = match message::check_line(raw) {
+        Ok(text) => text,
+        Err(LineError::TooLong) => {
+            ctx.numeric(ERR_INPUTTOOLONG, ":Input line was too long");
+            return;
+        }
+        Err(e) => {
+            let hint = message::command_hint(raw);
+            ctx.numeric(ERR_UNKNOWNERROR, &format!("{hint} :{e}"));
+            return;
+        }
+    };
+    if let Some(msg) = message::parse(text) {
+        commands::dispatch(&mut ctx, &msg);
+    }
+}
+
+/// Closes sessions whose time is up (tick entries).
+fn expire(state: &mut State, out: &mut Output) {
+    let now = state.now_ms;
+    let cfg = &state.config;
+    let due: Vec<(SessionId, String)> = state
+        .sessions
+        .values()
+        .filter_map(|s| {
+            if !s.registered && now.saturating_sub(s.created_ms) >= cfg.registration_timeout {
+                Some((s.id, "Registration timed out".to_owned()))
+            } else if s.registered && now.saturating_sub(s.last_active_ms) >= cfg.session_expiration
+            {
+                Some((
+                    s.id,
+                    format!(
+                        "Ping timeout: {} seconds",
+                        now.saturating_sub(s.last_active_ms) / 1000
+                    ),
+                ))
+            } else {
+                None
+            }
+        })
+        .collect();
+    for (id, reason) in due {
+        quit::end_session(state, out, id, &reason);
+    }
+}
