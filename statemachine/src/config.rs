@@ -71,7 +71,7 @@ impl Config {
     /// Parses a TOML document. Unknown keys are ignored; missing keys take their defaults.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let config: Config =
-            toml::from_str(text).map_err(|e| ConfigError::Invalid(one_line(&e.to_string())))?;
+            toml::from_str(text).map_err(|e| ConfigError::Invalid(describe(text, &e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -99,17 +99,29 @@ impl Config {
     }
 }
 
-fn one_line(s: &str) -> String {
-    s.split('\n')
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ")
+/// `line L, column C: message`, from the parser's span.
+fn describe(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
 }
 
+/// TOML (human-readable) writes durations as Go strings; snapshots (postcard) store the
+/// milliseconds as they were serialised.
 fn duration_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_duration_ms(&text).map_err(serde::de::Error::custom)
+    if d.is_human_readable() {
+        let text = String::deserialize(d)?;
+        parse_duration_ms(&text).map_err(serde::de::Error::custom)
+    } else {
+        u64::deserialize(d)
+    }
 }
 
 /// Parses a Go duration string (`"1h30m"`, `"500ms"`, `"1.5s"`) into milliseconds.

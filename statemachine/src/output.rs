@@ -14,7 +14,7 @@ pub(crate) struct Output {
 
 impl Output {
     /// One line to one session.
-    pub fn to(&mut self, session: SessionId, line: String) {
+    pub fn send(&mut self, session: SessionId, line: String) {
         self.lines.push(OutputLine {
             line,
             recipients: vec![session],
@@ -22,7 +22,7 @@ impl Output {
     }
 
     /// One line to a set of sessions (nothing when the set is empty).
-    pub fn to_all(&mut self, sessions: &BTreeSet<SessionId>, line: String) {
+    pub fn send_all(&mut self, sessions: &BTreeSet<SessionId>, line: String) {
         if !sessions.is_empty() {
             self.lines.push(OutputLine {
                 line,
@@ -32,7 +32,7 @@ impl Output {
     }
 
     /// One line to sessions given in ascending order without duplicates.
-    pub fn to_sorted(&mut self, sessions: Vec<SessionId>, line: String) {
+    pub fn send_sorted(&mut self, sessions: Vec<SessionId>, line: String) {
         debug_assert!(sessions.windows(2).all(|w| w[0] < w[1]));
         if !sessions.is_empty() {
             self.lines.push(OutputLine {

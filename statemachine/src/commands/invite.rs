@@ -8,6 +8,10 @@ use crate::numeric::*;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let (target, name) = (msg.param(0), msg.param(1));
+    if target.is_empty() || name.is_empty() {
+        ctx.need_more_params("INVITE");
+        return;
+    }
     let Some(victim) = ctx.state.find_nick(target) else {
         ctx.no_such_nick(target);
         return;
@@ -53,7 +57,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     ctx.numeric(RPL_INVITING, &format!("{victim_nick} {shown}"));
     let mask = ctx.me().mask();
     ctx.out
-        .to(victim_id, format!(":{mask} INVITE {victim_nick} :{shown}"));
+        .send(victim_id, format!(":{mask} INVITE {victim_nick} :{shown}"));
     if let Some(away) = away {
         ctx.numeric(RPL_AWAY, &format!("{victim_nick} :{away}"));
     }

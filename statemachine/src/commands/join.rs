@@ -7,13 +7,17 @@ use crate::numeric::*;
 use crate::state::{Channel, ChannelModes, Membership};
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
+    if msg.param(0).is_empty() {
+        ctx.need_more_params("JOIN");
+        return;
+    }
     if msg.param(0) == "0" {
         let mask = ctx.me().mask();
         for key in ctx.me().channels.clone() {
             if let Some(ch) = ctx.state.channels.get(&key) {
                 let line = format!(":{mask} PART {}", ch.name);
                 let members = ch.members.keys().copied().collect();
-                ctx.out.to_sorted(members, line);
+                ctx.out.send_sorted(members, line);
             }
             ctx.state.leave_channel(ctx.id, &key);
         }
@@ -121,7 +125,8 @@ fn join_one(ctx: &mut Ctx, name: &str, given_key: &str) {
     };
     let shown = ch.name.clone();
     let members = ch.members.keys().copied().collect();
-    ctx.out.to_sorted(members, format!(":{mask} JOIN {shown}"));
+    ctx.out
+        .send_sorted(members, format!(":{mask} JOIN {shown}"));
     topic::send_topic(ctx, &folded, false);
     names::send(ctx, &shown);
 }

@@ -8,6 +8,10 @@ use crate::numeric::*;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let name = msg.param(0);
+    if name.is_empty() || msg.param(1).split(',').all(str::is_empty) {
+        ctx.need_more_params("KICK");
+        return;
+    }
     let key = fold(name);
     let Some(ch) = ctx.state.channels.get(&key) else {
         ctx.no_such_channel(name);
@@ -51,7 +55,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
             continue;
         }
         let members = ch.members.keys().copied().collect();
-        ctx.out.to_sorted(
+        ctx.out.send_sorted(
             members,
             format!(":{mask} KICK {shown} {victim_nick} :{reason}"),
         );

@@ -8,11 +8,16 @@ use crate::message::Message;
 use crate::numeric::*;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
-    let filter: Option<Vec<String>> = msg
-        .params
-        .first()
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split(',').map(fold).collect());
+    let filter: Option<Vec<String>> = msg.params.first().filter(|p| !p.is_empty()).map(|p| {
+        // Each channel once, in the order asked for.
+        let mut keys: Vec<String> = Vec::new();
+        for key in p.split(',').map(fold) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        keys
+    });
     let mut rows = Vec::new();
     let channels: Box<dyn Iterator<Item = _>> = match &filter {
         Some(keys) => Box::new(keys.iter().filter_map(|k| ctx.state.channels.get(k))),

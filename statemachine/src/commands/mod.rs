@@ -190,12 +190,12 @@ impl Ctx<'_> {
             self.server_name(),
             self.me().nick_or_star()
         );
-        self.out.to(self.id, line);
+        self.out.send(self.id, line);
     }
 
     /// A line to the sender only.
     pub fn reply(&mut self, line: String) {
-        self.out.to(self.id, line);
+        self.out.send(self.id, line);
     }
 
     pub fn need_more_params(&mut self, command: &str) {

@@ -12,6 +12,10 @@ use crate::state::Ban;
 const MAX_BANS: usize = 100;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
+    if msg.param(0).is_empty() {
+        ctx.need_more_params("MODE");
+        return;
+    }
     if msg.param(0).starts_with('#') {
         channel_mode(ctx, msg);
     } else {
@@ -56,7 +60,7 @@ fn channel_mode(ctx: &mut Ctx, msg: &Message) {
     };
     let shown = ch.name.clone();
     let membership = ch.members.get(&ctx.id).copied();
-    if msg.params.len() < 2 {
+    if msg.param(1).is_empty() {
         let modes = ch.modes.render(membership.is_some());
         let created = ch.created_ms / 1000;
         ctx.numeric(RPL_CHANNELMODEIS, &format!("{shown} {modes}"));
@@ -174,8 +178,10 @@ fn channel_mode(ctx: &mut Ctx, msg: &Message) {
                     else {
                         continue;
                     };
-                    ch.modes.key = Some(k.clone());
-                    changes.push(true, 'k', Some(k));
+                    if ch.modes.key.as_ref() != Some(&k) {
+                        ch.modes.key = Some(k.clone());
+                        changes.push(true, 'k', Some(k));
+                    }
                 } else if ch.modes.key.take().is_some() {
                     changes.push(false, 'k', Some("*".to_owned()));
                 }
@@ -240,7 +246,7 @@ fn channel_mode(ctx: &mut Ctx, msg: &Message) {
             return;
         };
         let members = ch.members.keys().copied().collect();
-        ctx.out.to_sorted(
+        ctx.out.send_sorted(
             members,
             format!(":{mask} MODE {shown} {}", changes.render()),
         );
@@ -252,7 +258,12 @@ fn send_ban_list(ctx: &mut Ctx, key: &str) {
         return;
     };
     let shown = ch.name.clone();
-    let bans = ch.bans.clone();
+    // A secret channel's bans are its members' business.
+    let bans = if ch.modes.secret && !ch.members.contains_key(&ctx.id) {
+        Vec::new()
+    } else {
+        ch.bans.clone()
+    };
     for ban in bans {
         ctx.numeric(
             RPL_BANLIST,
@@ -275,7 +286,7 @@ fn user_mode(ctx: &mut Ctx, msg: &Message) {
         ctx.numeric(ERR_USERSDONTMATCH, ":Can't change mode for other users");
         return;
     }
-    if msg.params.len() < 2 {
+    if msg.param(1).is_empty() {
         let mut modes = String::from("+");
         if s.invisible {
             modes.push('i');

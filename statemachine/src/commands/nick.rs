@@ -17,6 +17,15 @@ pub(crate) fn valid_nick(nick: &str) -> bool {
     nick.len() <= NICKLEN && chars.all(|c| c.is_ascii_alphanumeric() || special(c) || c == '-')
 }
 
+/// A refused parameter as it can be echoed in a middle parameter: its first word, or `*`
+/// when that is empty or starts with `:` (either would break the reply's syntax).
+fn echo_word(param: &str) -> &str {
+    match param.split(' ').next() {
+        Some(w) if !w.is_empty() && !w.starts_with(':') => w,
+        _ => "*",
+    }
+}
+
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let new = msg.param(0);
     if new.is_empty() {
@@ -24,7 +33,11 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         return;
     }
     if !valid_nick(new) {
-        ctx.numeric(ERR_ERRONEUSNICKNAME, &format!("{new} :Erroneous nickname"));
+        let shown = echo_word(new);
+        ctx.numeric(
+            ERR_ERRONEUSNICKNAME,
+            &format!("{shown} :Erroneous nickname"),
+        );
         return;
     }
     let folded = fold(new);
@@ -58,7 +71,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     }
     if registered {
         let peers = ctx.state.common_channel_peers(ctx.id, true);
-        ctx.out.to_all(&peers, format!(":{old_mask} NICK :{new}"));
+        ctx.out.send_all(&peers, format!(":{old_mask} NICK :{new}"));
     } else {
         try_register(ctx);
     }
@@ -66,7 +79,15 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_nick;
+    use super::{echo_word, valid_nick};
+
+    #[test]
+    fn refused_nicks_echo_as_one_middle_parameter() {
+        assert_eq!(echo_word("al ice"), "al");
+        assert_eq!(echo_word(" x"), "*");
+        assert_eq!(echo_word(":x"), "*");
+        assert_eq!(echo_word("1a"), "1a");
+    }
 
     #[test]
     fn nick_syntax() {

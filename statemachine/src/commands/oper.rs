@@ -7,18 +7,12 @@ use crate::numeric::*;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let (name, password) = (msg.param(0), msg.param(1));
-    let Some(op) = ctx
-        .state
-        .config
-        .irc
-        .operators
+    // One answer for an unknown name and a wrong password: no probing for names.
+    let operators = &ctx.state.config.irc.operators;
+    if !operators
         .iter()
-        .find(|o| o.name == name)
-    else {
-        ctx.numeric(ERR_NOOPERHOST, ":No O-lines for your host");
-        return;
-    };
-    if op.password != password {
+        .any(|o| o.name == name && o.password == password)
+    {
         ctx.numeric(ERR_PASSWDMISMATCH, ":Password incorrect");
         return;
     }

@@ -6,7 +6,12 @@ use crate::message::Message;
 use crate::numeric::*;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
-    let reason = msg.params.get(1);
+    if msg.param(0).is_empty() {
+        ctx.need_more_params("PART");
+        return;
+    }
+    // `PART #c :` carries no reason; it is sent like a PART without one.
+    let reason = msg.params.get(1).filter(|r| !r.is_empty());
     for name in msg.param(0).split(',').filter(|n| !n.is_empty()) {
         let key = fold(name);
         let Some(ch) = ctx.state.channels.get(&key) else {
@@ -26,7 +31,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
             None => format!(":{} PART {}", ctx.me().mask(), ch.name),
         };
         let members = ch.members.keys().copied().collect();
-        ctx.out.to_sorted(members, line);
+        ctx.out.send_sorted(members, line);
         ctx.state.leave_channel(ctx.id, &key);
     }
 }

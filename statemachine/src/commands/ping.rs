@@ -6,7 +6,7 @@ use crate::message::Message;
 use crate::numeric::*;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
-    let Some(token) = msg.params.first() else {
+    let Some(token) = msg.params.first().filter(|t| !t.is_empty()) else {
         ctx.numeric(ERR_NOORIGIN, ":No origin specified");
         return;
     };

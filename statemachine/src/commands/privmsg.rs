@@ -16,7 +16,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
 pub(crate) fn deliver(ctx: &mut Ctx, msg: &Message, command: &str) {
     let replies = command == "PRIVMSG";
     let targets = msg.param(0);
-    if targets.is_empty() {
+    if targets.split(',').all(str::is_empty) {
         if replies {
             ctx.numeric(ERR_NORECIPIENT, &format!(":No recipient given ({command})"));
         }
@@ -82,7 +82,7 @@ fn to_channel(ctx: &mut Ctx, target: &str, mask: &str, command: &str, text: &str
         .copied()
         .filter(|&id| id != ctx.id)
         .collect();
-    ctx.out.to_sorted(recipients, line);
+    ctx.out.send_sorted(recipients, line);
 }
 
 fn to_user(ctx: &mut Ctx, target: &str, mask: &str, command: &str, text: &str, replies: bool) {
@@ -93,7 +93,8 @@ fn to_user(ctx: &mut Ctx, target: &str, mask: &str, command: &str, text: &str, r
         return;
     };
     let (id, nick, away) = (s.id, s.nick_or_star().to_owned(), s.away.clone());
-    ctx.out.to(id, format!(":{mask} {command} {nick} :{text}"));
+    ctx.out
+        .send(id, format!(":{mask} {command} {nick} :{text}"));
     if let (true, Some(away)) = (replies, away) {
         ctx.numeric(RPL_AWAY, &format!("{nick} :{away}"));
     }

@@ -2,13 +2,28 @@
 //! DELETE from the client, KILL, expiry).
 
 use super::Ctx;
+use super::away::truncate;
 use crate::SessionId;
 use crate::message::Message;
 use crate::output::Output;
 use crate::state::State;
 
-/// A client-chosen reason is prefixed so it cannot pose as a server reason.
+/// Longest quit reason in bytes (longer ones are cut): the QUIT relayed to peers and the
+/// ERROR line then stay within 512 bytes even for the longest nick, username and host,
+/// whatever the client or the host (delete-session) sent.
+pub(crate) const QUITLEN: usize = 400;
+
+/// A client-chosen reason is prefixed so it cannot pose as a server reason. A quit message
+/// from a delete-session entry has not been through line parsing, so it is cut at its first
+/// CR or LF and loses NUL bytes here (it must never split or break the QUIT line).
 pub(crate) fn client_reason(message: &str) -> String {
+    let message: String = message
+        .split(['\r', '\n'])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|&c| c != '\0')
+        .collect();
     if message.is_empty() {
         "Client Quit".to_owned()
     } else {
@@ -27,15 +42,49 @@ pub(crate) fn end_session(state: &mut State, out: &mut Output, id: SessionId, re
     let Some(session) = state.sessions.get(&id).cloned() else {
         return;
     };
+    let reason = truncate(reason, QUITLEN);
     if session.registered {
         let peers = state.common_channel_peers(id, false);
-        out.to_all(&peers, format!(":{} QUIT :{reason}", session.mask()));
+        out.send_all(&peers, format!(":{} QUIT :{reason}", session.mask()));
         state.record_whowas(&session);
     }
-    out.to(
+    out.send(
         id,
         format!("ERROR :Closing Link: {} ({reason})", session.host()),
     );
     state.remove_session(id);
     out.close(id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_reasons_stay_on_one_line() {
+        assert_eq!(client_reason(""), "Client Quit");
+        assert_eq!(client_reason("bye"), "Quit: bye");
+        assert_eq!(client_reason("a\r\nPRIVMSG #x :hi"), "Quit: a");
+        assert_eq!(client_reason("a\0b"), "Quit: ab");
+        assert_eq!(client_reason("\nx"), "Client Quit");
+    }
+
+    #[test]
+    fn long_reasons_are_cut() {
+        let mut state = State::default();
+        state.sessions.insert(
+            1,
+            crate::state::Session {
+                id: 1,
+                ..Default::default()
+            },
+        );
+        let mut out = Output::default();
+        end_session(&mut state, &mut out, 1, &"é".repeat(300));
+        let outcome = out.finish();
+        assert_eq!(outcome.closed, vec![1]);
+        let line = &outcome.lines[0].line;
+        assert!(line.len() < 510, "{}", line.len());
+        assert!(line.ends_with("éé)"), "{line}");
+    }
 }

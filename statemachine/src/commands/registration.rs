@@ -40,7 +40,7 @@ pub(crate) fn isupport(config: &Config) -> Vec<String> {
         format!("NETWORK={}", config.network),
         format!("NICKLEN={NICKLEN}"),
         "PREFIX=(ov)@+".to_owned(),
-        format!("TARGMAX=PRIVMSG:{MAXTARGETS},NOTICE:{MAXTARGETS},JOIN:,PART:,KICK:1,WHOIS:1"),
+        format!("TARGMAX=PRIVMSG:{MAXTARGETS},NOTICE:{MAXTARGETS},JOIN:,PART:,WHOIS:1"),
         format!("TOPICLEN={TOPICLEN}"),
         format!("USERLEN={USERLEN}"),
     ];

@@ -9,6 +9,10 @@ use crate::state::Topic;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let name = msg.param(0);
+    if name.is_empty() {
+        ctx.need_more_params("TOPIC");
+        return;
+    }
     let key = fold(name);
     let Some(ch) = ctx.state.channels.get(&key) else {
         ctx.no_such_channel(name);
@@ -57,7 +61,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     };
     let members = ch.members.keys().copied().collect();
     ctx.out
-        .to_sorted(members, format!(":{mask} TOPIC {shown} :{text}"));
+        .send_sorted(members, format!(":{mask} TOPIC {shown} :{text}"));
 }
 
 /// RPL_TOPIC + RPL_TOPICWHOTIME, or RPL_NOTOPIC when `say_none` (JOIN stays silent).

@@ -12,6 +12,10 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         msg.param(0)
     };
     let nick = nick.split(',').next().unwrap_or("");
+    if nick.is_empty() {
+        ctx.numeric(ERR_NONICKNAMEGIVEN, ":No nickname given");
+        return;
+    }
     let Some(s) = ctx.state.find_nick(nick) else {
         ctx.no_such_nick(nick);
         ctx.numeric(RPL_ENDOFWHOIS, &format!("{nick} :End of /WHOIS list"));

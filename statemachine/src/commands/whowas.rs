@@ -8,6 +8,10 @@ use crate::timefmt;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let nick = msg.param(0).split(',').next().unwrap_or("");
+    if nick.is_empty() {
+        ctx.numeric(ERR_NONICKNAMEGIVEN, ":No nickname given");
+        return;
+    }
     let count = msg
         .param(1)
         .parse::<usize>()
