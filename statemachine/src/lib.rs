@@ -15,6 +15,8 @@
 mod casemap;
 mod commands;
 mod config;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod message;
 mod numeric;
 mod output;

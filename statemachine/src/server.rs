@@ -172,3 +172,81 @@ fn expire(state: &mut State, out: &mut Output) {
         quit::end_session(state, out, id, &reason);
     }
 }
+
+impl Server {
+    /// Checks the state's internal consistency: the nick index matches the sessions,
+    /// channel membership is recorded on both sides, no channel is empty, invitations
+    /// are recorded on both sides. For tests; `Err` names the first problem found.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let s = &self.state;
+        for (folded, id) in &s.nicks {
+            let session = s
+                .sessions
+                .get(id)
+                .ok_or(format!("nick {folded} points to missing session {id}"))?;
+            if session.nick.as_deref().map(crate::casemap::fold).as_deref() != Some(folded.as_str())
+            {
+                return Err(format!(
+                    "nick index {folded} does not match session {id}'s nick {:?}",
+                    session.nick
+                ));
+            }
+        }
+        for (id, session) in &s.sessions {
+            if let Some(nick) = &session.nick
+                && s.nicks.get(&crate::casemap::fold(nick)) != Some(id)
+            {
+                return Err(format!("session {id}'s nick {nick} is not indexed"));
+            }
+            if !session.registered && !session.channels.is_empty() {
+                return Err(format!("unregistered session {id} is in channels"));
+            }
+            for key in &session.channels {
+                let ch = s
+                    .channels
+                    .get(key)
+                    .ok_or(format!("session {id} is in missing channel {key}"))?;
+                if !ch.members.contains_key(id) {
+                    return Err(format!("session {id} lists {key} but is not a member"));
+                }
+            }
+            for key in &session.invited_to {
+                if !s.channels.get(key).is_some_and(|c| c.invites.contains(id)) {
+                    return Err(format!(
+                        "session {id} invited to {key} without the channel knowing"
+                    ));
+                }
+            }
+        }
+        for (key, ch) in &s.channels {
+            if ch.members.is_empty() {
+                return Err(format!("channel {key} is empty but exists"));
+            }
+            if crate::casemap::fold(&ch.name) != *key {
+                return Err(format!(
+                    "channel {key} is indexed under the wrong name {}",
+                    ch.name
+                ));
+            }
+            for id in ch.members.keys() {
+                if !s.sessions.get(id).is_some_and(|x| x.channels.contains(key)) {
+                    return Err(format!(
+                        "channel {key} has member {id} that does not list it"
+                    ));
+                }
+            }
+            for id in &ch.invites {
+                if !s
+                    .sessions
+                    .get(id)
+                    .is_some_and(|x| x.invited_to.contains(key))
+                {
+                    return Err(format!(
+                        "channel {key} invites {id} without the session knowing"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
