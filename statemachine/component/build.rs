@@ -27,6 +27,7 @@ fn main() {
         return;
     }
     for watched in [
+        "Cargo.toml",
         "statemachine/src",
         "statemachine/Cargo.toml",
         "statemachine/guest",
