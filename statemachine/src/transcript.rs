@@ -36,6 +36,22 @@ use std::fmt::Write as _;
 use crate::config::parse_duration_ms;
 use crate::{Entry, EntryKind, Outcome, Server, SessionId};
 
+/// The `*.txt` files of a directory, sorted by name, with their contents.
+pub fn read_dir(dir: &std::path::Path) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "txt") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| std::fs::read_to_string(&p).map(|text| (p, text)))
+        .collect()
+}
+
 /// The clock every transcript starts at: 2026-11-21 13:03:19 UTC.
 pub const START_MS: u64 = 1_795_266_199_000;
 

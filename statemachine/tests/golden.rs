@@ -5,25 +5,11 @@
 use std::path::PathBuf;
 
 use unsplit_statemachine::Server;
-use unsplit_statemachine::transcript::Transcript;
+use unsplit_statemachine::transcript::{self, Transcript};
 
 fn transcripts() -> Vec<(PathBuf, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("transcripts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("transcripts directory")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    files
-        .into_iter()
-        .map(|p| {
-            (
-                p.clone(),
-                std::fs::read_to_string(&p).expect("read transcript"),
-            )
-        })
-        .collect()
+    transcript::read_dir(&dir).expect("read statemachine/transcripts")
 }
 
 #[test]

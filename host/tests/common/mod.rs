@@ -78,21 +78,17 @@ impl sm::transcript::Logic for Wasm {
 /// Every golden transcript: (file name, text).
 pub fn transcripts() -> Vec<(String, String)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../statemachine/transcripts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("transcripts directory")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    files
+    sm::transcript::read_dir(&dir)
+        .expect("read statemachine/transcripts")
         .into_iter()
-        .map(|p| {
-            let name = p
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read_to_string(&p).expect("read transcript"))
+        .map(|(p, text)| {
+            (
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                text,
+            )
         })
         .collect()
 }

@@ -28,10 +28,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     };
     let shown = ch.name.clone();
     let Some(membership) = ch.members.get(&ctx.id).copied() else {
-        ctx.numeric(
-            ERR_NOTONCHANNEL,
-            &format!("{shown} :You're not on that channel"),
-        );
+        ctx.not_on_channel(&shown);
         return;
     };
     if ch.members.contains_key(&victim_id) {
@@ -42,10 +39,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         return;
     }
     if ch.modes.invite_only && !membership.op {
-        ctx.numeric(
-            ERR_CHANOPRIVSNEEDED,
-            &format!("{shown} :You're not channel operator"),
-        );
+        ctx.not_channel_operator(&shown);
         return;
     }
     if let Some(ch) = ctx.state.channels.get_mut(&key) {

@@ -19,17 +19,11 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     };
     let shown = ch.name.clone();
     let Some(membership) = ch.members.get(&ctx.id).copied() else {
-        ctx.numeric(
-            ERR_NOTONCHANNEL,
-            &format!("{shown} :You're not on that channel"),
-        );
+        ctx.not_on_channel(&shown);
         return;
     };
     if !membership.op {
-        ctx.numeric(
-            ERR_CHANOPRIVSNEEDED,
-            &format!("{shown} :You're not channel operator"),
-        );
+        ctx.not_channel_operator(&shown);
         return;
     }
     let me = ctx.me();

@@ -209,6 +209,20 @@ impl Ctx<'_> {
         self.numeric(ERR_NOSUCHNICK, &format!("{target} :No such nick/channel"));
     }
 
+    pub fn not_on_channel(&mut self, channel: &str) {
+        self.numeric(
+            ERR_NOTONCHANNEL,
+            &format!("{channel} :You're not on that channel"),
+        );
+    }
+
+    pub fn not_channel_operator(&mut self, channel: &str) {
+        self.numeric(
+            ERR_CHANOPRIVSNEEDED,
+            &format!("{channel} :You're not channel operator"),
+        );
+    }
+
     pub fn no_such_channel(&mut self, target: &str) {
         self.numeric(ERR_NOSUCHCHANNEL, &format!("{target} :No such channel"));
     }

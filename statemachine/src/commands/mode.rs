@@ -229,15 +229,9 @@ fn channel_mode(ctx: &mut Ctx, msg: &Message) {
     }
     if refused {
         if membership.is_none() {
-            ctx.numeric(
-                ERR_NOTONCHANNEL,
-                &format!("{shown} :You're not on that channel"),
-            );
+            ctx.not_on_channel(&shown);
         } else {
-            ctx.numeric(
-                ERR_CHANOPRIVSNEEDED,
-                &format!("{shown} :You're not channel operator"),
-            );
+            ctx.not_channel_operator(&shown);
         }
     }
     if !changes.flags.is_empty() {

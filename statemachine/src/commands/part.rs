@@ -3,7 +3,6 @@
 use super::Ctx;
 use crate::casemap::fold;
 use crate::message::Message;
-use crate::numeric::*;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     if msg.param(0).is_empty() {
@@ -20,10 +19,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         };
         if !ch.members.contains_key(&ctx.id) {
             let shown = ch.name.clone();
-            ctx.numeric(
-                ERR_NOTONCHANNEL,
-                &format!("{shown} :You're not on that channel"),
-            );
+            ctx.not_on_channel(&shown);
             continue;
         }
         let line = match reason {

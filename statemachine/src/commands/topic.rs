@@ -29,17 +29,11 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         return;
     }
     let Some(membership) = membership else {
-        ctx.numeric(
-            ERR_NOTONCHANNEL,
-            &format!("{shown} :You're not on that channel"),
-        );
+        ctx.not_on_channel(&shown);
         return;
     };
     if ch.modes.topic_ops && !membership.op {
-        ctx.numeric(
-            ERR_CHANOPRIVSNEEDED,
-            &format!("{shown} :You're not channel operator"),
-        );
+        ctx.not_channel_operator(&shown);
         return;
     }
     let text = truncate(msg.param(1), TOPICLEN).to_owned();
