@@ -1,3 +1,4 @@
-//! The RobustSession client library and the IRC/SOCKS5 bridge.
-//!
-//! Not built yet: this arrives with the one-node issue (see docs/ARCHITECTURE.md).
+//! The RobustSession side of unsplit: the wire format ([`protocol`], shared with the
+//! node), the client library, and the IRC/SOCKS5 bridge.
+
+pub mod protocol;

@@ -1,0 +1,1 @@
+//! The raft log store (being written).
