@@ -4,4 +4,10 @@
 //! The raft log, storage, the RobustSession HTTP API and the admin API arrive with the
 //! one-node issue (see docs/ARCHITECTURE.md).
 
+pub mod logic;
+pub mod netconfig;
+pub mod output;
+pub mod raft;
 pub mod runtime;
+pub mod sm;
+pub mod snapshot;

@@ -125,7 +125,7 @@ fn duration_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 }
 
 /// Parses a Go duration string (`"1h30m"`, `"500ms"`, `"1.5s"`) into milliseconds.
-pub(crate) fn parse_duration_ms(text: &str) -> Result<u64, String> {
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let err =
         || format!("invalid duration {text:?} (expected e.g. \"30m\", \"500ms\", \"1h30m0s\")");
     if text == "0" {
