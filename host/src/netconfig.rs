@@ -2,15 +2,19 @@
 //! The IRC logic reads the same document for its own keys; the host reads the ones it
 //! acts on itself.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 /// The keys the host uses. Unknown keys are the logic's (or future) business.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetConfig {
     pub network: String,
     pub server_name: String,
     /// How long an idle session lives; the output window keeps at least this much.
     pub session_expiration_ms: u64,
+    /// `X-Bridge-Auth` secret → bridge name: these bridges' `X-Forwarded-For` is trusted.
+    pub trusted_bridges: BTreeMap<String, String>,
 }
 
 impl Default for NetConfig {
@@ -19,6 +23,7 @@ impl Default for NetConfig {
             network: "unsplit".into(),
             server_name: "irc.unsplit".into(),
             session_expiration_ms: 30 * 60 * 1000,
+            trusted_bridges: BTreeMap::new(),
         }
     }
 }
@@ -29,6 +34,7 @@ struct Raw {
     network: Option<String>,
     server_name: Option<String>,
     session_expiration: Option<String>,
+    trusted_bridges: BTreeMap<String, String>,
 }
 
 impl NetConfig {
@@ -44,6 +50,7 @@ impl NetConfig {
                 .session_expiration
                 .and_then(|s| unsplit_statemachine::parse_duration_ms(&s).ok())
                 .unwrap_or(d.session_expiration_ms),
+            trusted_bridges: raw.trusted_bridges,
         }
     }
 

@@ -7,6 +7,10 @@
 //! drop closed sessions → wake the streams of the recipients. Host state changes only
 //! after the logic accepted the entry, so a rejected (trapping) entry changes nothing.
 
+// openraft's StorageError (224 bytes) is imposed by its traits; boxing it here would only
+// move the conversion around.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +52,8 @@ pub struct Replicated {
     pub sessions: BTreeMap<u64, SessionInfo>,
     pub config_toml: String,
     pub config_revision: u64,
+    /// `config_toml` as the host reads it (parsed once per config change).
+    pub net: NetConfig,
     pub now_ms: u64,
     pub output: OutputWindow,
     /// Entries rejected because the logic trapped on them.
@@ -55,8 +61,8 @@ pub struct Replicated {
 }
 
 impl Replicated {
-    pub fn config(&self) -> NetConfig {
-        NetConfig::from_toml(&self.config_toml)
+    pub fn config(&self) -> &NetConfig {
+        &self.net
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -248,7 +254,7 @@ impl StateMachine {
                 counters.rejected_entries.fetch_add(1, Ordering::Relaxed);
                 let reason = format!("{kind:?}: {message}");
                 if session != 0 && st.sessions.contains_key(&session) {
-                    let server = st.config().server_name;
+                    let server = st.config().server_name.clone();
                     let text = format!(
                         ":{server} NOTICE * :Your last line was rejected: it made the IRC logic fail ({reason}). Nothing changed."
                     );
@@ -294,6 +300,7 @@ impl StateMachine {
             Op::Config { toml, revision } => match &outcome.error {
                 Some(e) => response = Response::ConfigRefused(e.clone()),
                 None => {
+                    st.net = NetConfig::from_toml(&toml);
                     st.config_toml = toml;
                     st.config_revision = revision;
                 }

@@ -1,0 +1,730 @@
+//! The node's HTTPS API: the public RobustSession protocol (wire-compatible with
+//! RobustIRC, see `unsplit_bridge::protocol`), and the private API behind HTTP basic auth
+//! (user `robustirc`, the network password): status page, JSON status, `/metrics`, and
+//! the raft RPCs between nodes.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::{Body, Frame, Incoming};
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::mpsc;
+use unsplit_bridge::protocol::{
+    self, CreateSessionReply, DeleteSession, MESSAGE_ID_OFFSET, Message, MessageId, PostMessage,
+    kind,
+};
+
+use crate::raft::{NodeId, Op, Raft, Request, Response};
+use crate::sm::Shared;
+
+/// How long a write may wait for commit and apply before the client is told to retry.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Lines sent per stream wake-up at most (the rest follow at once).
+const STREAM_BATCH: usize = 1000;
+
+/// A response body: a whole body, or a GetMessages stream.
+pub type ApiBody = Either<Full<Bytes>, StreamBody>;
+
+/// The streaming body of GetMessages: chunks from the stream's task.
+pub struct StreamBody(mpsc::Receiver<Bytes>);
+
+impl Body for StreamBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// Everything the handlers need.
+pub struct Api {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub shared: Arc<Shared>,
+    pub password: String,
+    /// GetMessages waits until the node has applied this index (what it had before a
+    /// restart), so a restarted node never serves a stale window (robustirc#94).
+    pub ready_index: u64,
+    /// SHA-256 of the executable, once computed.
+    pub exe_hash: Arc<std::sync::OnceLock<String>>,
+    pub started: Instant,
+    /// Session → generation of its newest stream on this node (a newer one supersedes).
+    streams: Mutex<HashMap<u64, u64>>,
+    next_stream: AtomicU64,
+    pub open_streams: AtomicU64,
+    auth_failures: AtomicU64,
+    /// When this node last heard from a leader (raft RPCs), for status.
+    last_contact: Mutex<Option<Instant>>,
+}
+
+impl Api {
+    pub fn new(
+        id: NodeId,
+        raft: Raft,
+        shared: Arc<Shared>,
+        password: String,
+        ready_index: u64,
+        exe_hash: Arc<std::sync::OnceLock<String>>,
+    ) -> Api {
+        Api {
+            id,
+            raft,
+            shared,
+            password,
+            ready_index,
+            exe_hash,
+            started: Instant::now(),
+            streams: Mutex::new(HashMap::new()),
+            next_stream: AtomicU64::new(1),
+            open_streams: AtomicU64::new(0),
+            auth_failures: AtomicU64::new(0),
+            last_contact: Mutex::new(None),
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> http::Response<ApiBody> {
+    let mut r = http::Response::new(Either::Left(Full::new(body.into())));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> http::Response<ApiBody> {
+    let mut body = body.into();
+    body.push('\n');
+    full(status, "text/plain; charset=utf-8", body)
+}
+
+fn json(value: &impl serde::Serialize) -> http::Response<ApiBody> {
+    match serde_json::to_vec(value) {
+        Ok(v) => full(StatusCode::OK, "application/json", v),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding: {e}")),
+    }
+}
+
+/// Why a write did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error("this node is not the leader")]
+    NotLeader(Option<String>),
+    #[error("timed out waiting for the entry to be applied")]
+    Timeout,
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+impl ProposeError {
+    fn response(&self) -> http::Response<ApiBody> {
+        match self {
+            ProposeError::NotLeader(_) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "No leader known. Please try another server.",
+            ),
+            other => text(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+        }
+    }
+}
+
+impl Api {
+    /// Proposes one entry, stamped with this (leader) node's clock, and waits until it
+    /// is committed and applied here.
+    pub async fn propose(&self, op: Op) -> Result<Response, ProposeError> {
+        let request = Request {
+            time_ms: now_ms(),
+            op,
+        };
+        match tokio::time::timeout(APPLY_TIMEOUT, self.raft.client_write(request)).await {
+            Err(_) => Err(ProposeError::Timeout),
+            Ok(Ok(written)) => Ok(written.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(ProposeError::NotLeader(f.leader_node.map(|n| n.addr)))
+            }
+            Ok(Err(e)) => Err(ProposeError::Raft(e.to_string())),
+        }
+    }
+
+    /// Routes one request.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: http::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> http::Response<ApiBody> {
+        let path = req.uri().path().to_owned();
+        if let Some(rest) = path
+            .strip_prefix(protocol::PREFIX)
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            let rest = rest.to_owned();
+            return self.public(req, &rest, peer).await;
+        }
+        if !self.authorized(req.headers()).await {
+            let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"unsplit\""),
+            );
+            return r;
+        }
+        match (req.method().clone(), path.as_str()) {
+            (Method::GET, "/" | "/status") => self.status(req.headers()),
+            (Method::GET, "/metrics") => self.metrics(),
+            (Method::POST, "/raft/append" | "/raft/vote" | "/raft/snapshot") => {
+                self.raft_rpc(req, &path).await
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// Basic auth with the network password. Failures are slowed down: the delay doubles
+    /// with every failure (1 ms … 1 s) and a success resets it.
+    async fn authorized(&self, headers: &HeaderMap) -> bool {
+        let expected = crate::network::basic_auth(&self.password);
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            self.auth_failures.store(0, Ordering::Relaxed);
+            return true;
+        }
+        let failures = self.auth_failures.fetch_add(1, Ordering::Relaxed).min(10);
+        tokio::time::sleep(Duration::from_millis((1u64 << failures).min(1000))).await;
+        false
+    }
+
+    async fn public(
+        self: Arc<Self>,
+        req: http::Request<Incoming>,
+        rest: &str,
+        peer: SocketAddr,
+    ) -> http::Response<ApiBody> {
+        let method = req.method().clone();
+        if rest == "session" {
+            return match method {
+                Method::POST => self.create_session(req.headers(), peer).await,
+                _ => text(StatusCode::METHOD_NOT_ALLOWED, "use POST"),
+            };
+        }
+        let (id_text, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some(session) = protocol::parse_session_id(id_text) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("invalid session id {id_text:?}"),
+            );
+        };
+        if let Err(r) = self.check_session(session, req.headers()) {
+            return r;
+        }
+        match (method, tail) {
+            (Method::POST, "message") => self.post_message(session, req).await,
+            (Method::GET, "messages") => {
+                self.get_messages(session, req.uri().query().unwrap_or(""))
+            }
+            (Method::DELETE, "") => self.delete_session(session, req).await,
+            _ => text(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    /// 404 unless the session exists here and the secret matches (RobustIRC's codes).
+    #[allow(clippy::result_large_err)]
+    fn check_session(
+        &self,
+        session: u64,
+        headers: &HeaderMap,
+    ) -> Result<(), http::Response<ApiBody>> {
+        let Some(given) = headers
+            .get(protocol::SESSION_AUTH)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Err(text(StatusCode::NOT_FOUND, "no X-Session-Auth header set"));
+        };
+        let st = self.shared.read();
+        match st.sessions.get(&session) {
+            Some(s) if constant_time_eq(s.auth.as_bytes(), given.as_bytes()) => Ok(()),
+            Some(_) => Err(text(StatusCode::NOT_FOUND, "invalid X-Session-Auth header")),
+            None => Err(text(StatusCode::NOT_FOUND, "No such session")),
+        }
+    }
+
+    async fn create_session(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+    ) -> http::Response<ApiBody> {
+        let remote_addr = self.client_address(headers, peer);
+        let mut secret = [0u8; 128];
+        rand::fill(&mut secret[..]);
+        let auth = hex::encode(secret);
+        match self
+            .propose(Op::CreateSession {
+                auth: auth.clone(),
+                remote_addr,
+            })
+            .await
+        {
+            Ok(Response::SessionCreated(id)) => {
+                let prefix = self.shared.read().config().network.clone();
+                json(&CreateSessionReply {
+                    session_id: protocol::format_session_id(id),
+                    session_auth: auth,
+                    prefix,
+                })
+            }
+            Ok(Response::Rejected(reason)) => text(StatusCode::INTERNAL_SERVER_ERROR, reason),
+            Ok(other) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unexpected: {other:?}"),
+            ),
+            Err(e) => e.response(),
+        }
+    }
+
+    /// The client's address: the TCP peer, or `X-Forwarded-For` from a trusted bridge.
+    fn client_address(&self, headers: &HeaderMap, peer: SocketAddr) -> String {
+        let bridge = headers
+            .get(protocol::BRIDGE_AUTH)
+            .and_then(|v| v.to_str().ok());
+        let forwarded = headers.get("X-Forwarded-For").and_then(|v| v.to_str().ok());
+        if let (Some(secret), Some(forwarded)) = (bridge, forwarded)
+            && self
+                .shared
+                .read()
+                .config()
+                .trusted_bridges
+                .contains_key(secret)
+            && let Some(first) = forwarded.split(',').next()
+        {
+            return first.trim().to_owned();
+        }
+        peer.ip().to_string()
+    }
+
+    async fn post_message(
+        &self,
+        session: u64,
+        req: http::Request<Incoming>,
+    ) -> http::Response<ApiBody> {
+        let body = match Limited::new(req.into_body(), protocol::MAX_POST_BODY)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("request body larger than {} bytes", protocol::MAX_POST_BODY),
+                );
+            }
+        };
+        let msg: PostMessage = match serde_json::from_slice(&body) {
+            Ok(m) => m,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+        };
+        // One line per message: whatever follows the first line break is dropped.
+        let line = msg.data.split(['\n', '\r']).next().unwrap_or("").to_owned();
+        let op = Op::Line {
+            session,
+            client_message_id: msg.client_message_id,
+            data: line,
+        };
+        match self.propose(op).await {
+            Ok(Response::Applied | Response::Duplicate | Response::Rejected(_)) => {
+                full(StatusCode::OK, "text/plain", "")
+            }
+            Ok(Response::NoSuchSession) => text(StatusCode::NOT_FOUND, "No such session"),
+            Ok(other) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unexpected: {other:?}"),
+            ),
+            Err(e) => e.response(),
+        }
+    }
+
+    async fn delete_session(
+        &self,
+        session: u64,
+        req: http::Request<Incoming>,
+    ) -> http::Response<ApiBody> {
+        let body = match Limited::new(req.into_body(), protocol::MAX_POST_BODY)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "request body too large"),
+        };
+        let quit: DeleteSession = if body.iter().all(u8::is_ascii_whitespace) {
+            DeleteSession::default()
+        } else {
+            match serde_json::from_slice(&body) {
+                Ok(q) => q,
+                Err(e) => return text(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+            }
+        };
+        let quit_message = quit
+            .quit_message
+            .split(['\n', '\r'])
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        match self
+            .propose(Op::DeleteSession {
+                session,
+                quit_message,
+            })
+            .await
+        {
+            Ok(Response::NoSuchSession) => text(StatusCode::NOT_FOUND, "No such session"),
+            Ok(_) => full(StatusCode::OK, "text/plain", ""),
+            Err(e) => e.response(),
+        }
+    }
+
+    fn get_messages(self: Arc<Self>, session: u64, query: &str) -> http::Response<ApiBody> {
+        let mut lastseen = MessageId::default();
+        for pair in query.split('&') {
+            if let Some(value) = pair.strip_prefix("lastseen=") {
+                match MessageId::parse_lastseen(value) {
+                    Some(id) => lastseen = id,
+                    None => {
+                        return text(
+                            StatusCode::BAD_REQUEST,
+                            format!("invalid lastseen {value:?}"),
+                        );
+                    }
+                }
+            }
+        }
+        let generation = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session, generation);
+        let (tx, rx) = mpsc::channel::<Bytes>(16);
+        let api = self.clone();
+        tokio::spawn(async move {
+            api.open_streams.fetch_add(1, Ordering::Relaxed);
+            api.stream(session, generation, lastseen, tx).await;
+            api.open_streams.fetch_sub(1, Ordering::Relaxed);
+            let mut streams = api.streams.lock().unwrap_or_else(|e| e.into_inner());
+            if streams.get(&session) == Some(&generation) {
+                streams.remove(&session);
+            }
+        });
+        let mut r = http::Response::new(Either::Right(StreamBody(rx)));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        r
+    }
+
+    /// Feeds one GetMessages stream until the session ends, the client goes away, or a
+    /// newer stream for the same session supersedes it.
+    async fn stream(
+        &self,
+        session: u64,
+        generation: u64,
+        mut cursor: MessageId,
+        tx: mpsc::Sender<Bytes>,
+    ) {
+        let notify = self.shared.wakeups.subscribe(session);
+        let ping_every = Duration::from_secs(protocol::PING_INTERVAL_SECS);
+        let mut next_ping = Instant::now();
+        loop {
+            if self
+                .streams
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&session)
+                != Some(&generation)
+            {
+                return;
+            }
+            // Hold until this node has applied everything the client has seen, and what
+            // the node itself had before it restarted.
+            let hold_until = self
+                .ready_index
+                .max(cursor.id.saturating_sub(MESSAGE_ID_OFFSET));
+            let (lines, alive) = {
+                let st = self.shared.read();
+                if st.applied_index() < hold_until {
+                    (Vec::new(), true)
+                } else {
+                    (
+                        st.output.lines_after(session, cursor, STREAM_BATCH),
+                        st.sessions.contains_key(&session),
+                    )
+                }
+            };
+            let mut chunk = Vec::new();
+            for (id, data) in &lines {
+                let m = Message {
+                    id: *id,
+                    kind: kind::IRC_TO_CLIENT,
+                    data: data.clone(),
+                    ..Message::default()
+                };
+                if serde_json::to_writer(&mut chunk, &m).is_ok() {
+                    chunk.push(b'\n');
+                }
+                cursor = *id;
+            }
+            if Instant::now() >= next_ping {
+                let ping = Message {
+                    kind: kind::PING,
+                    servers: self.servers(),
+                    ..Message::default()
+                };
+                if serde_json::to_writer(&mut chunk, &ping).is_ok() {
+                    chunk.push(b'\n');
+                }
+                next_ping = Instant::now() + ping_every;
+            }
+            if !chunk.is_empty() && tx.send(Bytes::from(chunk)).await.is_err() {
+                return;
+            }
+            if lines.len() == STREAM_BATCH {
+                continue;
+            }
+            if !alive {
+                return;
+            }
+            // Edge-triggered wake-ups plus a level check every second: a missed
+            // notification costs at most a second, never a stuck stream.
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1).min(next_ping.saturating_duration_since(Instant::now()))) => {}
+                _ = tx.closed() => return,
+            }
+        }
+    }
+
+    /// The network's nodes as `host:port`, for pings and status.
+    fn servers(&self) -> Vec<String> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(_, n)| n.addr.clone())
+            .collect()
+    }
+
+    fn status(&self, headers: &HeaderMap) -> http::Response<ApiBody> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m
+            .current_leader
+            .and_then(|l| {
+                m.membership_config
+                    .membership()
+                    .get_node(&l)
+                    .map(|n| n.addr.clone())
+            })
+            .unwrap_or_default();
+        let applied = self.shared.read().applied_index();
+        let last_contact = if m.current_leader == Some(self.id) {
+            0.0
+        } else {
+            self.last_contact
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .map(|t| t.elapsed().as_secs_f64())
+                .unwrap_or(-1.0)
+        };
+        let status = serde_json::json!({
+            "State": format!("{:?}", m.state),
+            "Leader": leader,
+            "Peers": self.servers(),
+            "AppliedIndex": applied,
+            "CommitIndex": m.last_applied.map(|l| l.index).unwrap_or(0).max(applied),
+            "LastContact": last_contact,
+            "ExecutableHash": self.exe_hash.get().map(String::as_str).unwrap_or(""),
+            "CurrentTime": now_ms(),
+        });
+        let wants_json = headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("application/json"));
+        if wants_json {
+            return json(&status);
+        }
+        let st = self.shared.read();
+        let config = st.config().clone();
+        let html = format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>unsplit {network} — node {id}</title>\
+             <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em 1em;text-align:left}}</style></head><body>\
+             <h1>unsplit network {network}</h1><table>\
+             <tr><th>node</th><td>{id}</td></tr><tr><th>state</th><td>{state:?}</td></tr>\
+             <tr><th>leader</th><td>{leader}</td></tr><tr><th>peers</th><td>{peers}</td></tr>\
+             <tr><th>term</th><td>{term}</td></tr><tr><th>applied index</th><td>{applied}</td></tr>\
+             <tr><th>sessions</th><td>{sessions}</td></tr><tr><th>open GetMessages streams</th><td>{streams}</td></tr>\
+             <tr><th>output window</th><td>{lines} lines in {batches} entries</td></tr>\
+             <tr><th>rejected entries</th><td>{rejected}</td></tr><tr><th>config revision</th><td>{revision}</td></tr>\
+             <tr><th>executable</th><td>{exe}</td></tr><tr><th>up</th><td>{up} s</td></tr></table></body></html>",
+            network = html_escape(&config.network),
+            id = self.id,
+            state = m.state,
+            leader = html_escape(&leader),
+            peers = html_escape(&self.servers().join(", ")),
+            term = m.current_term,
+            sessions = st.sessions.len(),
+            streams = self.open_streams.load(Ordering::Relaxed),
+            lines = st.output.line_count(),
+            batches = st.output.batch_count(),
+            rejected = st.rejected,
+            revision = st.config_revision,
+            exe = self
+                .exe_hash
+                .get()
+                .map(String::as_str)
+                .unwrap_or("(computing)"),
+            up = self.started.elapsed().as_secs(),
+        );
+        full(StatusCode::OK, "text/html; charset=utf-8", html)
+    }
+
+    fn metrics(&self) -> http::Response<ApiBody> {
+        let m = self.raft.metrics().borrow().clone();
+        let st = self.shared.read();
+        let c = &self.shared.counters;
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        };
+        metric(
+            "unsplit_raft_is_leader",
+            "gauge",
+            "1 if this node is the raft leader.",
+            u8::from(m.current_leader == Some(self.id)).to_string(),
+        );
+        metric(
+            "unsplit_raft_term",
+            "gauge",
+            "Current raft term.",
+            m.current_term.to_string(),
+        );
+        metric(
+            "unsplit_raft_last_log_index",
+            "gauge",
+            "Index of the last raft log entry.",
+            m.last_log_index.unwrap_or(0).to_string(),
+        );
+        metric(
+            "unsplit_applied_index",
+            "gauge",
+            "Index of the last applied entry.",
+            st.applied_index().to_string(),
+        );
+        metric(
+            "unsplit_sessions",
+            "gauge",
+            "Live sessions.",
+            st.sessions.len().to_string(),
+        );
+        metric(
+            "unsplit_getmessages_streams",
+            "gauge",
+            "Open GetMessages streams on this node.",
+            self.open_streams.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "unsplit_output_window_lines",
+            "gauge",
+            "Lines retained in the output window.",
+            st.output.line_count().to_string(),
+        );
+        metric(
+            "unsplit_applied_entries_total",
+            "counter",
+            "Entries applied since start.",
+            c.applied_entries.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "unsplit_output_lines_total",
+            "counter",
+            "Output lines produced since start.",
+            c.output_lines.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "unsplit_rejected_entries_total",
+            "counter",
+            "Entries rejected because the logic trapped (since start).",
+            c.rejected_entries.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "unsplit_apply_seconds_total",
+            "counter",
+            "Time spent in the IRC logic.",
+            format!("{:.6}", c.apply_nanos.load(Ordering::Relaxed) as f64 / 1e9),
+        );
+        metric(
+            "unsplit_wasm_fuel_total",
+            "counter",
+            "Wasm fuel used by the IRC logic.",
+            c.fuel_used.load(Ordering::Relaxed).to_string(),
+        );
+        full(StatusCode::OK, "text/plain; version=0.0.4", out)
+    }
+
+    async fn raft_rpc(&self, req: http::Request<Incoming>, path: &str) -> http::Response<ApiBody> {
+        let body = match Limited::new(req.into_body(), 512 << 20).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading body: {e}")),
+        };
+        *self.last_contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let bad =
+            |e: serde_json::Error| text(StatusCode::BAD_REQUEST, format!("invalid raft RPC: {e}"));
+        match path {
+            "/raft/append" => match serde_json::from_slice(&body) {
+                Ok(rpc) => json(&self.raft.append_entries(rpc).await),
+                Err(e) => bad(e),
+            },
+            "/raft/vote" => match serde_json::from_slice(&body) {
+                Ok(rpc) => json(&self.raft.vote(rpc).await),
+                Err(e) => bad(e),
+            },
+            _ => match serde_json::from_slice(&body) {
+                Ok(rpc) => json(&self.raft.install_snapshot(rpc).await),
+                Err(e) => bad(e),
+            },
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

@@ -1,0 +1,348 @@
+//! Starting a node: data directory, TLS, the logic module, the raft log and state
+//! machine, bootstrap, the leader's tick loop, and the HTTPS listener.
+//!
+//! Data directory layout:
+//! - `node.json` — this node's raft id and peer address (written on first start);
+//! - `raft/` — the raft log (fjall, see unsplit-logstore);
+//! - `snapshots/current.snapshot` — the last raft snapshot (host state + logic state);
+//! - `tls/cert.pem`, `tls/key.pem` — generated when no certificate is given.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use openraft::storage::RaftLogStorage;
+use openraft::{BasicNode, Config, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use crate::api::Api;
+use crate::netconfig::NetConfig;
+use crate::network::{Network, https_client};
+use crate::raft::{NodeId, Op, Raft, TypeConfig};
+use crate::runtime::{self, Limits, LogicModule};
+use crate::sm::StateMachine;
+use crate::snapshot::SnapshotStore;
+use crate::tls;
+
+/// How often the leader proposes a tick (session expiry runs on ticks).
+pub const TICK_INTERVAL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// `host:port` the other nodes and clients reach this node at.
+    pub peer_addr: String,
+    pub network_name: String,
+    pub password: String,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The CA that signed the peers' certificates (default: this node's certificate).
+    pub tls_ca: Option<PathBuf>,
+    /// Bootstrap a new single-node network in an empty data directory.
+    pub singlenode: bool,
+    /// Longest TLS handshake before a connection is dropped.
+    pub tls_handshake_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("{0}")]
+    Setup(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("the IRC logic: {0}")]
+    Logic(#[from] runtime::RuntimeError),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
+    let context = context.into();
+    move |source| NodeError::Io { context, source }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Identity {
+    id: NodeId,
+    addr: String,
+}
+
+/// The raft timing for a LAN: a new leader in about a second.
+pub fn raft_config() -> Config {
+    Config {
+        cluster_name: "unsplit".into(),
+        heartbeat_interval: 150,
+        election_timeout_min: 600,
+        election_timeout_max: 1200,
+        install_snapshot_timeout: 10_000,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
+        max_in_snapshot_log_to_keep: 1_000,
+        max_payload_entries: 512,
+        ..Config::default()
+    }
+}
+
+/// SHA-256 of the running executable (status, rolling restarts). Computed on a
+/// background thread: a debug binary is hundreds of megabytes.
+pub fn executable_hash() -> Arc<OnceLock<String>> {
+    let hash = Arc::new(OnceLock::new());
+    let slot = hash.clone();
+    std::thread::spawn(move || {
+        let value = std::env::current_exe()
+            .and_then(std::fs::read)
+            .map(|bytes| hex::encode(Sha256::digest(bytes)))
+            .unwrap_or_else(|_| "unknown".into());
+        let _ = slot.set(value);
+    });
+    hash
+}
+
+/// A running node.
+pub struct Node {
+    pub api: Arc<Api>,
+    pub raft: Raft,
+    pub local_addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Opens (or bootstraps) the node and starts serving.
+    pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(&opts.data_dir)
+            .map_err(io(format!("creating {}", opts.data_dir.display())))?;
+        let identity = identity(&opts)?;
+
+        let (cert, key) = match (&opts.tls_cert, &opts.tls_key) {
+            (Some(c), Some(k)) => (c.clone(), k.clone()),
+            (None, None) => {
+                let (c, k) = (
+                    opts.data_dir.join("tls/cert.pem"),
+                    opts.data_dir.join("tls/key.pem"),
+                );
+                let host = opts
+                    .peer_addr
+                    .rsplit_once(':')
+                    .map(|(h, _)| h)
+                    .unwrap_or(&opts.peer_addr);
+                let names = vec![
+                    "localhost".to_owned(),
+                    "127.0.0.1".to_owned(),
+                    host.to_owned(),
+                ];
+                tls::ensure_self_signed(&c, &k, &names)?;
+                (c, k)
+            }
+            _ => {
+                return Err(NodeError::Setup(
+                    "--tls-cert and --tls-key go together".into(),
+                ));
+            }
+        };
+        let server_tls = tls::server_config(&cert, &key)?;
+        let client_tls = tls::client_config(opts.tls_ca.as_deref().unwrap_or(&cert))?;
+
+        let engine = runtime::engine()?;
+        let module = LogicModule::new(&engine, unsplit_irc_component::IRC_COMPONENT)?;
+
+        let raft_dir = opts.data_dir.join("raft");
+        let mut log_store = tokio::task::spawn_blocking(move || {
+            unsplit_logstore::LogStore::<TypeConfig>::open(&raft_dir)
+        })
+        .await
+        .map_err(|e| NodeError::Setup(e.to_string()))?
+        .map_err(|e| NodeError::Setup(format!("opening the raft log: {e}")))?;
+        let log_state = log_store
+            .get_log_state()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let ready_index = log_state.last_log_id.map(|l| l.index).unwrap_or(0);
+        let snapshots = SnapshotStore::open(&opts.data_dir.join("snapshots"))
+            .map_err(io("opening snapshots"))?;
+        let has_snapshot = snapshots
+            .load()
+            .map_err(io("reading the snapshot"))?
+            .is_some();
+        let fresh = log_state.last_log_id.is_none() && !has_snapshot;
+        let (sm, shared) = StateMachine::open(snapshots, module, Limits::default())
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let config = raft_config()
+            .validate()
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let network = Network::new(https_client(client_tls), &opts.password);
+        let raft = Raft::new(identity.id, Arc::new(config), network, log_store, sm)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        if fresh {
+            if !opts.singlenode {
+                return Err(NodeError::Setup(format!(
+                    "{} holds no network yet: start the first node with --singlenode",
+                    opts.data_dir.display()
+                )));
+            }
+            let members = BTreeMap::from([(
+                identity.id,
+                BasicNode {
+                    addr: identity.addr.clone(),
+                },
+            )]);
+            raft.initialize(members)
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?;
+        }
+
+        let api = Arc::new(Api::new(
+            identity.id,
+            raft.clone(),
+            shared,
+            opts.password.clone(),
+            ready_index,
+            executable_hash(),
+        ));
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(io(format!("listening on {}", opts.listen)))?;
+        let local_addr = listener.local_addr().map_err(io("listener address"))?;
+        let mut tasks = vec![tokio::spawn(serve(
+            listener,
+            server_tls,
+            api.clone(),
+            opts.tls_handshake_timeout,
+        ))];
+        tasks.push(tokio::spawn(leader_duties(
+            api.clone(),
+            opts.network_name.clone(),
+        )));
+        Ok(Node {
+            api,
+            raft,
+            local_addr,
+            tasks,
+        })
+    }
+
+    /// Stops serving and shuts raft down (the log is flushed).
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+fn identity(opts: &NodeOptions) -> Result<Identity, NodeError> {
+    let path = opts.data_dir.join("node.json");
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| NodeError::Setup(format!("{} is corrupt: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // The first node of a network is node 1; joining nodes get their id from
+            // the leader (cluster issue).
+            let identity = Identity {
+                id: 1,
+                addr: opts.peer_addr.clone(),
+            };
+            write_atomic(
+                &path,
+                &serde_json::to_vec_pretty(&identity).unwrap_or_default(),
+            )?;
+            Ok(identity)
+        }
+        Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io(format!("writing {}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(io(format!("renaming to {}", path.display())))
+}
+
+/// Accepts connections: TLS with a bounded handshake, then HTTP/1.1 or HTTP/2.
+async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    api: Arc<Api>,
+    handshake: Duration,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let api = api.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!("TLS handshake with {peer}: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("TLS handshake with {peer} timed out");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let api = api.clone();
+                async move { Ok::<_, std::convert::Infallible>(api.handle(req, peer).await) }
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+        });
+    }
+}
+
+/// What only the leader does: commit the initial configuration once, and propose a tick
+/// every [`TICK_INTERVAL`] (session expiry; the tick carries the leader's time).
+async fn leader_duties(api: Arc<Api>, network: String) {
+    let mut interval = tokio::time::interval(TICK_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let is_leader = api.raft.metrics().borrow().state == ServerState::Leader;
+        if is_leader {
+            let needs_config = api.shared.read().config_revision == 0;
+            if needs_config {
+                let toml = NetConfig::initial_toml(&network);
+                if let Err(e) = api.propose(Op::Config { toml, revision: 1 }).await {
+                    tracing::warn!("committing the initial configuration: {e}");
+                }
+            }
+        }
+        tokio::select! {
+            _ = interval.tick() => {
+                if api.raft.metrics().borrow().state == ServerState::Leader
+                    && let Err(e) = api.propose(Op::Tick).await
+                {
+                    tracing::warn!("tick: {e}");
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_millis(200)), if api.shared.read().config_revision == 0 => {}
+        }
+    }
+}
