@@ -196,6 +196,7 @@ impl Api {
             (Method::POST, "/raft/append" | "/raft/vote" | "/raft/snapshot") => {
                 self.raft_rpc(req, &path).await
             }
+            (Method::POST, "/snapshot") => self.force_snapshot().await,
             _ => text(StatusCode::NOT_FOUND, "not found"),
         }
     }
@@ -482,6 +483,17 @@ impl Api {
                 }
             };
             let mut chunk = Vec::new();
+            if Instant::now() >= next_ping {
+                let ping = Message {
+                    kind: kind::PING,
+                    servers: self.servers(),
+                    ..Message::default()
+                };
+                if serde_json::to_writer(&mut chunk, &ping).is_ok() {
+                    chunk.push(b'\n');
+                }
+                next_ping = Instant::now() + ping_every;
+            }
             for (id, data) in &lines {
                 let m = Message {
                     id: *id,
@@ -493,17 +505,6 @@ impl Api {
                     chunk.push(b'\n');
                 }
                 cursor = *id;
-            }
-            if Instant::now() >= next_ping {
-                let ping = Message {
-                    kind: kind::PING,
-                    servers: self.servers(),
-                    ..Message::default()
-                };
-                if serde_json::to_writer(&mut chunk, &ping).is_ok() {
-                    chunk.push(b'\n');
-                }
-                next_ping = Instant::now() + ping_every;
             }
             if !chunk.is_empty() && tx.send(Bytes::from(chunk)).await.is_err() {
                 return;
@@ -565,6 +566,8 @@ impl Api {
             "LastContact": last_contact,
             "ExecutableHash": self.exe_hash.get().map(String::as_str).unwrap_or(""),
             "CurrentTime": now_ms(),
+            "SnapshotIndex": m.snapshot.map(|l| l.index).unwrap_or(0),
+            "PurgedIndex": m.purged.map(|l| l.index).unwrap_or(0),
         });
         let wants_json = headers
             .get(header::ACCEPT)
@@ -691,6 +694,29 @@ impl Api {
             c.fuel_used.load(Ordering::Relaxed).to_string(),
         );
         full(StatusCode::OK, "text/plain; version=0.0.4", out)
+    }
+
+    /// Takes a snapshot now and purges the log it covers (RobustIRC's `/snapshot`).
+    async fn force_snapshot(&self) -> http::Response<ApiBody> {
+        let applied = self.shared.read().applied_index();
+        if let Err(e) = self.raft.trigger().snapshot().await {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+        let done = self
+            .raft
+            .wait(Some(Duration::from_secs(30)))
+            .metrics(
+                |m| m.snapshot.is_some_and(|s| s.index >= applied),
+                "snapshot",
+            )
+            .await;
+        if let Err(e) = done {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+        if let Err(e) = self.raft.trigger().purge_log(applied).await {
+            return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+        text(StatusCode::OK, format!("snapshot at index {applied}"))
     }
 
     async fn raft_rpc(&self, req: http::Request<Incoming>, path: &str) -> http::Response<ApiBody> {

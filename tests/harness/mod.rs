@@ -1,0 +1,347 @@
+//! The harness of the end-to-end tests: starts real `unsplit` (and `unsplit-bridge`)
+//! processes on 127.0.0.1 ports in temporary directories, talks to them over HTTPS like a
+//! client would, and kills them when dropped. Every wait is bounded.
+//!
+//! The binary is the `unsplit` that cargo builds for these tests (they are targets of the
+//! host package, so it is always fresh); it runs nodes and the bridge alike.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use unsplit_host::network::{HttpsClient, basic_auth, https_client};
+
+pub const PASSWORD: &str = "test-network-password";
+
+/// The `unsplit` binary under test.
+pub fn unsplit() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_unsplit"))
+}
+
+/// A free port on 127.0.0.1 (bound and released; the node binds it right after).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// One node process.
+pub struct TestNode {
+    pub addr: String,
+    pub dir: PathBuf,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl TestNode {
+    /// Starts a new single-node network in `dir`.
+    pub fn start_single(dir: &Path) -> TestNode {
+        let port = free_port();
+        let mut node = TestNode {
+            addr: format!("127.0.0.1:{port}"),
+            dir: dir.to_owned(),
+            child: None,
+            log: dir.with_extension("log"),
+        };
+        node.spawn(true);
+        node
+    }
+
+    fn spawn(&mut self, singlenode: bool) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let mut cmd = Command::new(unsplit());
+        cmd.arg("node")
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .arg("--listen")
+            .arg(&self.addr)
+            .env("UNSPLIT_NETWORK_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        if singlenode {
+            cmd.arg("--singlenode");
+        }
+        self.child = Some(cmd.spawn().expect("spawn unsplit node"));
+    }
+
+    /// The node's generated certificate (the CA clients must trust).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("tls/cert.pem")
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the process again on the same address and data directory (no flags).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn(false);
+    }
+
+    /// The node's log so far (for assertion messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An HTTPS client for one node that trusts the node's certificate.
+#[derive(Clone)]
+pub struct Http {
+    client: HttpsClient,
+    pub base: String,
+    auth: String,
+}
+
+/// A response: status, headers and the whole body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Http {
+    /// Waits (bounded) until the node's certificate exists, then builds the client.
+    pub async fn new(node: &TestNode) -> Http {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !node.ca().exists() {
+            assert!(
+                Instant::now() < deadline,
+                "no certificate; node log:\n{}",
+                node.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let tls = unsplit_host::tls::client_config(&node.ca()).expect("client TLS");
+        Http {
+            client: https_client(tls),
+            base: format!("https://{}", node.addr),
+            auth: basic_auth(PASSWORD),
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.into())).expect("request");
+        let resp = tokio::time::timeout(Duration::from_secs(20), self.client.request(req))
+            .await
+            .expect("request timed out")
+            .expect("request failed");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = tokio::time::timeout(Duration::from_secs(20), resp.into_body().collect())
+            .await
+            .expect("body timed out")
+            .expect("body")
+            .to_bytes();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// A private-API GET with the network password.
+    pub async fn private_get(&self, path: &str, accept: &str) -> Reply {
+        self.request(
+            "GET",
+            path,
+            &[("Authorization", &self.auth), ("Accept", accept)],
+            Bytes::new(),
+        )
+        .await
+    }
+
+    pub async fn private_post(&self, path: &str) -> Reply {
+        self.request("POST", path, &[("Authorization", &self.auth)], Bytes::new())
+            .await
+    }
+
+    /// The JSON status (`GET /` with `Accept: application/json`).
+    pub async fn status(&self) -> serde_json::Value {
+        let r = self.private_get("/", "application/json").await;
+        assert_eq!(r.status, 200, "{r:?}");
+        serde_json::from_str(&r.body).expect("status JSON")
+    }
+
+    /// Waits (bounded) until the node is a leader with its initial configuration applied.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let req = http::Request::get(format!("{}/", self.base))
+                .header("Authorization", &self.auth)
+                .header("Accept", "application/json")
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            if let Ok(Ok(resp)) =
+                tokio::time::timeout(Duration::from_secs(2), self.client.request(req)).await
+                && let Ok(body) = resp.into_body().collect().await
+                && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body.to_bytes())
+                && v["State"] == "Leader"
+                && v["AppliedIndex"].as_u64().unwrap_or(0) >= 2
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node at {} did not become ready",
+                self.base
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Opens a GetMessages stream and returns its raw lines as they arrive.
+    pub async fn stream(&self, session: &Session, lastseen: &str) -> Stream {
+        let req = http::Request::get(format!(
+            "{}/robustirc/v1/{}/messages?lastseen={lastseen}",
+            self.base, session.id
+        ))
+        .header("X-Session-Auth", &session.auth)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+        let resp = tokio::time::timeout(Duration::from_secs(20), self.client.request(req))
+            .await
+            .expect("GetMessages timed out")
+            .expect("GetMessages failed");
+        assert_eq!(resp.status(), 200);
+        Stream {
+            body: resp.into_body(),
+            buffer: Vec::new(),
+        }
+    }
+
+    pub async fn create_session(&self) -> Session {
+        let r = self
+            .request("POST", "/robustirc/v1/session", &[], Bytes::new())
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("session JSON");
+        Session {
+            id: v["Sessionid"].as_str().expect("Sessionid").to_owned(),
+            auth: v["Sessionauth"].as_str().expect("Sessionauth").to_owned(),
+            next_message_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        }
+    }
+
+    /// Posts one line; returns the HTTP status.
+    pub async fn post(&self, session: &Session, line: &str) -> u16 {
+        let id = session
+            .next_message_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.post_with_id(session, line, id).await.status
+    }
+
+    pub async fn post_with_id(&self, session: &Session, line: &str, id: u64) -> Reply {
+        let body = serde_json::json!({"Data": line, "ClientMessageId": id}).to_string();
+        let path = format!("/robustirc/v1/{}/message", session.id);
+        self.request("POST", &path, &[("X-Session-Auth", &session.auth)], body)
+            .await
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub auth: String,
+    next_message_id: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// A GetMessages stream, read object by object.
+pub struct Stream {
+    body: hyper::body::Incoming,
+    buffer: Vec<u8>,
+}
+
+impl Stream {
+    /// The next object, or `None` when nothing arrives within `wait` (or the stream ended).
+    pub async fn next(&mut self, wait: Duration) -> Option<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(pos) = self.buffer.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=pos).collect();
+                return serde_json::from_slice(&line).ok();
+            }
+            match tokio::time::timeout_at(deadline, self.body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next IRC line (type 3), skipping pings.
+    pub async fn next_line(&mut self, wait: Duration) -> Option<(String, String)> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self.next(left).await?;
+            if v["Type"] == 3 {
+                let id = format!("{}.{}", v["Id"]["Id"], v["Id"]["Reply"]);
+                return Some((id, v["Data"].as_str().unwrap_or("").to_owned()));
+            }
+        }
+    }
+
+    /// Lines until one contains `needle` (inclusive), bounded by `wait`.
+    pub async fn lines_until(&mut self, needle: &str, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut lines = Vec::new();
+        while let Some((_, line)) = self
+            .next_line(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            let done = line.contains(needle);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+        panic!("no line containing {needle:?} within {wait:?}; got {lines:#?}");
+    }
+}
+
+/// A fresh temporary directory for one test.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("unsplit-test-")
+        .tempdir()
+        .expect("tempdir")
+}
