@@ -7,6 +7,7 @@
 //! - [`node`]: starting a node; [`network`]: raft RPCs to peers; [`tls`]: certificates.
 
 pub mod api;
+pub mod localnet;
 pub mod logic;
 pub mod netconfig;
 pub mod network;

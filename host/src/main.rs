@@ -19,6 +19,33 @@ struct Cli {
 enum Command {
     /// Run one node.
     Node(NodeArgs),
+    /// Run a whole network on this machine (nodes + bridge), for trying unsplit.
+    Localnet(LocalnetArgs),
+}
+
+#[derive(clap::Args)]
+struct LocalnetArgs {
+    /// Where the nodes' data, logs, certificate and localnet.json go.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// The bridge's IRC listener.
+    #[arg(long, default_value = "localhost:6667")]
+    irc_listen: String,
+    /// The bridge's SOCKS5 listener.
+    #[arg(long, default_value = "localhost:1080")]
+    socks_listen: String,
+    /// The network's name.
+    #[arg(long, default_value = "localnet")]
+    network: String,
+    /// Return once everything is healthy, leaving it running.
+    #[arg(long, conflicts_with = "stop")]
+    detach: bool,
+    /// Stop the localnet that DIR/localnet.json lists.
+    #[arg(long)]
+    stop: bool,
 }
 
 #[derive(clap::Args)]
@@ -70,7 +97,68 @@ fn main() -> anyhow::Result<()> {
         .context("tokio runtime")?;
     match cli.command {
         Command::Node(args) => runtime.block_on(node(args)),
+        Command::Localnet(args) => localnet(args, &runtime),
     }
+}
+
+fn localnet(args: LocalnetArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    use unsplit_host::localnet;
+    let dir = args.dir.unwrap_or_else(localnet::default_dir);
+    if args.stop {
+        let net = localnet::read(&dir)?;
+        localnet::stop(&net);
+        println!("stopped the localnet in {}", dir.display());
+        return Ok(());
+    }
+    let opts = localnet::LocalnetOptions {
+        dir: dir.clone(),
+        nodes: args.nodes,
+        irc_listen: args.irc_listen,
+        socks_listen: args.socks_listen,
+        network: args.network,
+    };
+    let net = localnet::start(&opts)?;
+    let (host, port) = net
+        .bridge
+        .irc
+        .rsplit_once(':')
+        .unwrap_or((&net.bridge.irc, "6667"));
+    println!("unsplit localnet {:?} is up:", net.network);
+    for n in &net.nodes {
+        println!(
+            "  {} https://{} (pid {}, data {})",
+            n.name,
+            n.addr,
+            n.pid,
+            n.data_dir.display()
+        );
+    }
+    println!(
+        "  bridge: IRC on {}, SOCKS5 on {} (pid {})",
+        net.bridge.irc, net.bridge.socks, net.bridge.pid
+    );
+    println!();
+    println!(
+        "Connect with:  irssi -c {host} -p {port}   or   weechat: /server add localnet {host}/{port}"
+    );
+    println!(
+        "Status page:   https://{}/  (user robustirc, password in {})",
+        net.nodes[0].addr,
+        dir.join("password").display()
+    );
+    println!("Scripts:       {}", dir.join("localnet.json").display());
+    if args.detach {
+        println!(
+            "Stop with:     unsplit localnet --stop --dir {}",
+            dir.display()
+        );
+        return Ok(());
+    }
+    println!("Press Ctrl-C to stop.");
+    runtime.block_on(shutdown_signal());
+    localnet::stop(&net);
+    println!("stopped.");
+    Ok(())
 }
 
 async fn node(args: NodeArgs) -> anyhow::Result<()> {
