@@ -65,7 +65,9 @@ pub struct DeleteSession {
 }
 
 /// A message id: the input's id and the reply number within it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct MessageId {
     #[serde(rename = "Id")]
     pub id: u64,
@@ -77,7 +79,10 @@ impl MessageId {
     /// Parses `lastseen` (`<id>.<reply>`, decimal). `"0.0"` is the start.
     pub fn parse_lastseen(s: &str) -> Option<MessageId> {
         let (id, reply) = s.split_once('.')?;
-        Some(MessageId { id: id.parse().ok()?, reply: reply.parse().ok()? })
+        Some(MessageId {
+            id: id.parse().ok()?,
+            reply: reply.parse().ok()?,
+        })
     }
 
     /// `<id>.<reply>`, as `lastseen` wants it.
@@ -133,17 +138,24 @@ mod tests {
             serde_json::to_string(&m).unwrap(),
             r#"{"Id":{"Id":5,"Reply":2},"Session":{"Id":0,"Reply":0},"Type":3,"Data":":a PRIVMSG b :hi","UnixNano":0}"#
         );
-        let p: PostMessage = serde_json::from_str(r#"{"Data":"PING x","ClientMessageId":7}"#).unwrap();
+        let p: PostMessage =
+            serde_json::from_str(r#"{"Data":"PING x","ClientMessageId":7}"#).unwrap();
         assert_eq!(p.client_message_id, 7);
     }
 
     #[test]
     fn ids_and_lastseen() {
-        assert_eq!(parse_session_id("0x40826d7767378206"), Some(0x40826d7767378206));
+        assert_eq!(
+            parse_session_id("0x40826d7767378206"),
+            Some(0x40826d7767378206)
+        );
         assert_eq!(parse_session_id("42"), Some(42));
         assert_eq!(parse_session_id("0xzz"), None);
         assert_eq!(format_session_id(255), "0xff");
-        assert_eq!(MessageId::parse_lastseen("10.3"), Some(MessageId { id: 10, reply: 3 }));
+        assert_eq!(
+            MessageId::parse_lastseen("10.3"),
+            Some(MessageId { id: 10, reply: 3 })
+        );
         assert_eq!(MessageId::parse_lastseen("10"), None);
         assert_eq!(MessageId { id: 1, reply: 0 }.lastseen(), "1.0");
     }

@@ -268,6 +268,12 @@ impl Api {
         match st.sessions.get(&session) {
             Some(s) if constant_time_eq(s.auth.as_bytes(), given.as_bytes()) => Ok(()),
             Some(_) => Err(text(StatusCode::NOT_FOUND, "invalid X-Session-Auth header")),
+            // Not applied here yet (a lagging node, right after creation): try another
+            // server. Gone for good only when this node is past the session's index.
+            None if session.saturating_sub(MESSAGE_ID_OFFSET) > st.applied_index() => Err(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Session not yet seen",
+            )),
             None => Err(text(StatusCode::NOT_FOUND, "No such session")),
         }
     }

@@ -21,6 +21,8 @@ enum Command {
     Node(NodeArgs),
     /// Run a whole network on this machine (nodes + bridge), for trying unsplit.
     Localnet(LocalnetArgs),
+    /// Run the IRC/SOCKS5 bridge (the same as the `unsplit-bridge` binary).
+    Bridge(unsplit_bridge::cli::BridgeArgs),
 }
 
 #[derive(clap::Args)]
@@ -98,6 +100,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Node(args) => runtime.block_on(node(args)),
         Command::Localnet(args) => localnet(args, &runtime),
+        Command::Bridge(args) => runtime.block_on(unsplit_bridge::cli::run(args)),
     }
 }
 
@@ -163,7 +166,7 @@ fn localnet(args: LocalnetArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
 
 async fn node(args: NodeArgs) -> anyhow::Result<()> {
     let opts = NodeOptions {
-        peer_addr: args.peer_addr.unwrap_or_else(|| args.listen.to_string()),
+        peer_addr: args.peer_addr,
         data_dir: args.data_dir,
         listen: args.listen,
         network_name: args.network_name,

@@ -36,8 +36,9 @@ pub const TICK_INTERVAL: Duration = Duration::from_secs(10);
 pub struct NodeOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
-    /// `host:port` the other nodes and clients reach this node at.
-    pub peer_addr: String,
+    /// `host:port` the other nodes and clients reach this node at (default: the address
+    /// the listener is bound to).
+    pub peer_addr: Option<String>,
     pub network_name: String,
     pub password: String,
     pub tls_cert: Option<PathBuf>,
@@ -121,7 +122,16 @@ impl Node {
     pub async fn start(opts: NodeOptions) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&opts.data_dir)
             .map_err(io(format!("creating {}", opts.data_dir.display())))?;
-        let identity = identity(&opts)?;
+        // Bind first: with port 0 the announced address must be the bound one.
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(io(format!("listening on {}", opts.listen)))?;
+        let local_addr = listener.local_addr().map_err(io("listener address"))?;
+        let peer_addr = opts
+            .peer_addr
+            .clone()
+            .unwrap_or_else(|| local_addr.to_string());
+        let identity = identity(&opts.data_dir, &peer_addr)?;
 
         let (cert, key) = match (&opts.tls_cert, &opts.tls_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -130,11 +140,10 @@ impl Node {
                     opts.data_dir.join("tls/cert.pem"),
                     opts.data_dir.join("tls/key.pem"),
                 );
-                let host = opts
-                    .peer_addr
+                let host = peer_addr
                     .rsplit_once(':')
                     .map(|(h, _)| h)
-                    .unwrap_or(&opts.peer_addr);
+                    .unwrap_or(&peer_addr);
                 let names = vec![
                     "localhost".to_owned(),
                     "127.0.0.1".to_owned(),
@@ -211,10 +220,6 @@ impl Node {
             ready_index,
             executable_hash(),
         ));
-        let listener = TcpListener::bind(opts.listen)
-            .await
-            .map_err(io(format!("listening on {}", opts.listen)))?;
-        let local_addr = listener.local_addr().map_err(io("listener address"))?;
         let mut tasks = vec![tokio::spawn(serve(
             listener,
             server_tls,
@@ -242,8 +247,8 @@ impl Node {
     }
 }
 
-fn identity(opts: &NodeOptions) -> Result<Identity, NodeError> {
-    let path = opts.data_dir.join("node.json");
+fn identity(data_dir: &Path, peer_addr: &str) -> Result<Identity, NodeError> {
+    let path = data_dir.join("node.json");
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map_err(|e| NodeError::Setup(format!("{} is corrupt: {e}", path.display()))),
@@ -252,7 +257,7 @@ fn identity(opts: &NodeOptions) -> Result<Identity, NodeError> {
             // the leader (cluster issue).
             let identity = Identity {
                 id: 1,
-                addr: opts.peer_addr.clone(),
+                addr: peer_addr.to_owned(),
             };
             write_atomic(
                 &path,

@@ -345,3 +345,147 @@ pub fn tempdir() -> tempfile::TempDir {
         .tempdir()
         .expect("tempdir")
 }
+
+/// A bridge process (`unsplit bridge`) in front of the given nodes.
+pub struct TestBridge {
+    pub irc: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl TestBridge {
+    pub fn start(nodes: &[&TestNode], ca: &Path, log: &Path) -> TestBridge {
+        let irc = format!("127.0.0.1:{}", free_port());
+        let servers: Vec<&str> = nodes.iter().map(|n| n.addr.as_str()).collect();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let child = Command::new(unsplit())
+            .arg("bridge")
+            .arg("--network")
+            .arg(servers.join(","))
+            .arg("--tls-ca-file")
+            .arg(ca)
+            .arg("--listen")
+            .arg(&irc)
+            .arg("--socks")
+            .arg("")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn unsplit bridge");
+        let bridge = TestBridge {
+            irc,
+            child: Some(child),
+            log: log.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&bridge.irc).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "bridge not listening; log:\n{}",
+                bridge.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bridge
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A plain IRC client over TCP, as irssi would be.
+pub struct IrcClient {
+    reader: tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+    /// Every line received, in order.
+    pub received: Vec<String>,
+    token: u64,
+}
+
+impl IrcClient {
+    pub async fn connect(addr: &str) -> IrcClient {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect to the bridge");
+        let (r, w) = tcp.into_split();
+        IrcClient {
+            reader: tokio::io::BufReader::new(r),
+            writer: w,
+            received: Vec::new(),
+            token: 0,
+        }
+    }
+
+    pub async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("write to the bridge");
+    }
+
+    /// The next line, or `None` on timeout or when the connection closed.
+    pub async fn line(&mut self, wait: Duration) -> Option<String> {
+        use tokio::io::AsyncBufReadExt;
+        let mut buf = String::new();
+        match tokio::time::timeout(wait, self.reader.read_line(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {
+                let line = buf.trim_end_matches(['\r', '\n']).to_owned();
+                self.received.push(line.clone());
+                Some(line)
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads until a line contains `needle`; returns the lines read (bounded by `wait`).
+    pub async fn until(&mut self, needle: &str, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut lines = Vec::new();
+        while let Some(l) = self
+            .line(deadline.saturating_duration_since(Instant::now()))
+            .await
+        {
+            let done = l.contains(needle);
+            lines.push(l);
+            if done {
+                return lines;
+            }
+        }
+        panic!("no line containing {needle:?} within {wait:?}; got {lines:#?}");
+    }
+
+    /// PING through the network and wait for its PONG: every line the network produced
+    /// for us before it has arrived. Returns those lines.
+    pub async fn sync(&mut self, wait: Duration) -> Vec<String> {
+        self.token += 1;
+        let token = format!("sync{}", self.token);
+        self.send(&format!("PING :{token}")).await;
+        let mut lines = self.until(&format!(":{token}"), wait).await;
+        lines.pop();
+        lines
+    }
+
+    /// Registers and waits for the end of the welcome burst.
+    pub async fn register(&mut self, nick: &str) {
+        self.send(&format!("NICK {nick}")).await;
+        self.send(&format!("USER {nick} 0 * :{nick} test")).await;
+        self.until(" 422 ", Duration::from_secs(20)).await;
+    }
+}
