@@ -15,16 +15,29 @@ async fn localnet_starts_describes_and_stops() {
     let irc = format!("127.0.0.1:{}", free_port());
     let socks = format!("127.0.0.1:{}", free_port());
     let out = Command::new(unsplit())
-        .args(["localnet", "--detach", "--irc-listen", &irc, "--socks-listen", &socks, "--dir"])
+        .args([
+            "localnet",
+            "--detach",
+            "--irc-listen",
+            &irc,
+            "--socks-listen",
+            &socks,
+            "--dir",
+        ])
         .arg(&dir)
         .output()
         .expect("run unsplit localnet");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("irssi -c 127.0.0.1 -p"), "{stdout}");
 
     let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("localnet.json")).expect("localnet.json")).expect("JSON");
+        serde_json::from_slice(&std::fs::read(dir.join("localnet.json")).expect("localnet.json"))
+            .expect("JSON");
     assert_eq!(json["network"], "localnet");
     assert_eq!(json["bridge"]["irc"], irc.as_str());
     assert_eq!(json["bridge"]["socks"], socks.as_str());
@@ -41,17 +54,34 @@ async fn localnet_starts_describes_and_stops() {
     client.register("visitor").await;
     client.send("JOIN #welcome").await;
     let lines = client.sync(Duration::from_secs(20)).await;
-    assert!(lines.iter().any(|l| l.ends_with("JOIN #welcome")), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.ends_with("JOIN #welcome")),
+        "{lines:#?}"
+    );
 
-    let out = Command::new(unsplit()).args(["localnet", "--stop", "--dir"]).arg(&dir).output().expect("stop");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(unsplit())
+        .args(["localnet", "--stop", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("stop");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for pid in pids {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || zombie(pid), "process {pid} still runs");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists() || zombie(pid),
+            "process {pid} still runs"
+        );
     }
 }
 
 fn zombie(pid: u64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(true)
 }
