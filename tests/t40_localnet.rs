@@ -1,5 +1,5 @@
-//! `unsplit localnet --detach` starts a network a person can chat on, describes it in
-//! localnet.json, and `--stop` stops everything it lists.
+//! `unsplit localnet --detach` starts a three-node network a person can chat on,
+//! describes it in localnet.json, and `--stop` stops everything it lists.
 
 mod harness;
 
@@ -44,8 +44,8 @@ async fn localnet_starts_describes_and_stops() {
     assert!(std::path::Path::new(json["ca_cert"].as_str().unwrap()).exists());
     assert!(json["password"].as_str().unwrap().len() >= 16);
     let nodes = json["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 1);
-    assert_eq!(nodes[0]["name"], "node1");
+    let names: Vec<&str> = nodes.iter().map(|n| n["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["node1", "node2", "node3"]);
     let pids: Vec<u64> = std::iter::once(json["bridge"]["pid"].as_u64().unwrap())
         .chain(nodes.iter().map(|n| n["pid"].as_u64().unwrap()))
         .collect();

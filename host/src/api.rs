@@ -23,6 +23,7 @@ use unsplit_bridge::protocol::{
     kind,
 };
 
+use crate::network::HttpsClient;
 use crate::raft::{NodeId, Op, Raft, Request, Response};
 use crate::sm::Shared;
 
@@ -70,17 +71,42 @@ pub struct Api {
     auth_failures: AtomicU64,
     /// When this node last heard from a leader (raft RPCs), for status.
     last_contact: Mutex<Option<Instant>>,
+    /// HTTPS client for forwarding writes to the leader.
+    client: HttpsClient,
+    /// Serialises joins; holds the last node id handed out, so none is given twice.
+    join_lock: tokio::sync::Mutex<NodeId>,
+    /// A follower that has not heard from a leader for this long refuses streams, so
+    /// clients move to a node that has.
+    pub leader_timeout: Duration,
 }
 
+/// What [`Api::new`] needs.
+pub struct ApiParts {
+    pub id: NodeId,
+    pub raft: Raft,
+    pub shared: Arc<Shared>,
+    pub password: String,
+    pub ready_index: u64,
+    pub exe_hash: Arc<std::sync::OnceLock<String>>,
+    pub client: HttpsClient,
+    pub leader_timeout: Duration,
+}
+
+/// Marks a request one node forwarded to the leader (never forwarded twice).
+const FORWARDED: &str = "X-Unsplit-Forwarded";
+
 impl Api {
-    pub fn new(
-        id: NodeId,
-        raft: Raft,
-        shared: Arc<Shared>,
-        password: String,
-        ready_index: u64,
-        exe_hash: Arc<std::sync::OnceLock<String>>,
-    ) -> Api {
+    pub fn new(parts: ApiParts) -> Api {
+        let ApiParts {
+            id,
+            raft,
+            shared,
+            password,
+            ready_index,
+            exe_hash,
+            client,
+            leader_timeout,
+        } = parts;
         Api {
             id,
             raft,
@@ -94,6 +120,9 @@ impl Api {
             open_streams: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             last_contact: Mutex::new(None),
+            client,
+            leader_timeout,
+            join_lock: tokio::sync::Mutex::new(0),
         }
     }
 }
@@ -197,6 +226,10 @@ impl Api {
                 self.raft_rpc(req, &path).await
             }
             (Method::POST, "/snapshot") => self.force_snapshot().await,
+            (Method::POST, "/join") => match self.leader_elsewhere() {
+                Some(leader) => self.forward(&leader, req).await,
+                None => self.join(req).await,
+            },
             _ => text(StatusCode::NOT_FOUND, "not found"),
         }
     }
@@ -225,6 +258,11 @@ impl Api {
         peer: SocketAddr,
     ) -> http::Response<ApiBody> {
         let method = req.method().clone();
+        if method != Method::GET
+            && let Some(leader) = self.leader_elsewhere()
+        {
+            return self.forward(&leader, req).await;
+        }
         if rest == "session" {
             return match method {
                 Method::POST => self.create_session(req.headers(), peer).await,
@@ -412,6 +450,15 @@ impl Api {
     }
 
     fn get_messages(self: Arc<Self>, session: u64, query: &str) -> http::Response<ApiBody> {
+        if self.partitioned() {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "No contact with the leader for more than {:?}; try another server.",
+                    self.leader_timeout
+                ),
+            );
+        }
         let mut lastseen = MessageId::default();
         for pair in query.split('&') {
             if let Some(value) = pair.strip_prefix("lastseen=") {
@@ -470,6 +517,10 @@ impl Api {
                 .get(&session)
                 != Some(&generation)
             {
+                return;
+            }
+            // Cut off from the leader: end the stream so the client moves elsewhere.
+            if self.partitioned() {
                 return;
             }
             // Hold until this node has applied everything the client has seen, and what
@@ -702,6 +753,198 @@ impl Api {
         full(StatusCode::OK, "text/plain; version=0.0.4", out)
     }
 
+    /// The leader's address when another node leads (writes go there).
+    fn leader_elsewhere(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader.filter(|&l| l != self.id)?;
+        m.membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+    }
+
+    /// Whether this node lost the leader: not the leader itself and no append from one
+    /// for longer than `leader_timeout`. Such a node refuses and ends streams.
+    pub fn partitioned(&self) -> bool {
+        if self.raft.metrics().borrow().current_leader == Some(self.id) {
+            return false;
+        }
+        let last = *self.last_contact.lock().unwrap_or_else(|e| e.into_inner());
+        match last {
+            Some(t) => t.elapsed() > self.leader_timeout,
+            // Never heard from a leader since start: give it one timeout.
+            None => self.started.elapsed() > self.leader_timeout,
+        }
+    }
+
+    /// Proxies a request to the leader and returns its answer with
+    /// `Content-Location: //<leader><path>` (RobustIRC's convention).
+    async fn forward(&self, leader: &str, req: http::Request<Incoming>) -> http::Response<ApiBody> {
+        if req.headers().contains_key(FORWARDED) {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "No leader known. Please try another server.",
+            );
+        }
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default();
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, 1 << 20).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "request body too large"),
+        };
+        let mut out = http::Request::builder()
+            .method(parts.method)
+            .uri(format!("https://{leader}{path}"));
+        for name in [
+            header::AUTHORIZATION.as_str(),
+            header::CONTENT_TYPE.as_str(),
+            header::USER_AGENT.as_str(),
+            protocol::SESSION_AUTH,
+            protocol::BRIDGE_AUTH,
+            "X-Forwarded-For",
+        ] {
+            if let Some(v) = parts.headers.get(name) {
+                out = out.header(name, v);
+            }
+        }
+        let Ok(out) = out.header(FORWARDED, "1").body(Full::new(body)) else {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot forward this request",
+            );
+        };
+        let reply = match tokio::time::timeout(APPLY_TIMEOUT, self.client.request(out)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("forwarding to the leader {leader}: {e}"),
+                );
+            }
+            Err(_) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("forwarding to the leader {leader} timed out"),
+                );
+            }
+        };
+        let status = reply.status();
+        let content_type = reply.headers().get(header::CONTENT_TYPE).cloned();
+        let body = match Limited::new(reply.into_body(), 1 << 20).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reading the leader's answer: {e}"),
+                );
+            }
+        };
+        let mut r = http::Response::new(Either::Left(Full::new(body)));
+        *r.status_mut() = status;
+        if let Some(ct) = content_type {
+            r.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        if let Ok(v) = HeaderValue::from_str(&format!("//{leader}{path}")) {
+            r.headers_mut().insert(header::CONTENT_LOCATION, v);
+        }
+        r
+    }
+
+    /// `POST /join {"Addr": "host:port"}` on the leader: the node becomes a learner with
+    /// the next free id, and a voter once it has caught up. Idempotent per address.
+    async fn join(self: Arc<Self>, req: http::Request<Incoming>) -> http::Response<ApiBody> {
+        #[derive(serde::Deserialize)]
+        struct Join {
+            #[serde(rename = "Addr")]
+            addr: String,
+        }
+        let body = match Limited::new(req.into_body(), 4096).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "request body too large"),
+        };
+        let join: Join = match serde_json::from_slice(&body) {
+            Ok(j) => j,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+        };
+        if join.addr.is_empty() || !join.addr.contains(':') {
+            return text(StatusCode::BAD_REQUEST, "Addr must be host:port");
+        }
+        // Only an established leader hands out ids: before it has committed its own
+        // membership, every id would look free.
+        let mut last_id = self.join_lock.lock().await;
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        if metrics.current_leader != Some(self.id) || membership.voter_ids().next().is_none() {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Not ready to add nodes yet; retry.",
+            );
+        }
+        let existing = membership
+            .nodes()
+            .find(|(_, n)| n.addr == join.addr)
+            .map(|(id, _)| *id);
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let highest = membership.nodes().map(|(id, _)| *id).max().unwrap_or(0);
+                let id = highest.max(*last_id) + 1;
+                *last_id = id;
+                let node = openraft::BasicNode {
+                    addr: join.addr.clone(),
+                };
+                if let Err(e) = self.raft.add_learner(id, node, false).await {
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("adding {}: {e}", join.addr),
+                    );
+                }
+                id
+            }
+        };
+        let is_voter = membership.voter_ids().any(|v| v == id);
+        if !is_voter {
+            let api = self.clone();
+            tokio::spawn(async move { api.promote_when_caught_up(id).await });
+        }
+        json(&serde_json::json!({ "Id": id }))
+    }
+
+    /// Makes a learner a voter once its log has caught up with the leader's (bounded).
+    async fn promote_when_caught_up(&self, id: NodeId) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while Instant::now() < deadline {
+            let m = self.raft.metrics().borrow().clone();
+            if m.current_leader != Some(self.id) {
+                return;
+            }
+            let last = m.last_log_index.unwrap_or(0);
+            let matched = m
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).cloned().flatten())
+                .map(|l| l.index)
+                .unwrap_or(0);
+            if matched + 100 >= last && matched > 0 {
+                let add =
+                    openraft::ChangeMembers::AddVoterIds(std::collections::BTreeSet::from([id]));
+                match self.raft.change_membership(add, false).await {
+                    Ok(_) => {
+                        tracing::info!("node {id} caught up and is a voter now");
+                        return;
+                    }
+                    Err(e) => tracing::warn!("promoting node {id}: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tracing::warn!("node {id} did not catch up within 5 minutes; it stays a learner");
+    }
+
     /// Takes a snapshot now and purges the log it covers (RobustIRC's `/snapshot`).
     async fn force_snapshot(&self) -> http::Response<ApiBody> {
         let applied = self.shared.read().applied_index();
@@ -730,7 +973,9 @@ impl Api {
             Ok(b) => b.to_bytes(),
             Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading body: {e}")),
         };
-        *self.last_contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        if path != "/raft/vote" {
+            *self.last_contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
         let bad =
             |e: serde_json::Error| text(StatusCode::BAD_REQUEST, format!("invalid raft RPC: {e}"));
         match path {

@@ -88,9 +88,9 @@ fn free_port() -> Result<u16, LocalnetError> {
 
 /// Starts the network; returns what it started (also written to `localnet.json`).
 pub fn start(opts: &LocalnetOptions) -> Result<Localnet, LocalnetError> {
-    if opts.nodes != 1 {
+    if !(1..=9).contains(&opts.nodes) {
         return Err(LocalnetError::Setup(
-            "only --nodes 1 for now: several nodes need `unsplit node --join`, which comes with the cluster work".into(),
+            "--nodes must be between 1 and 9".into(),
         ));
     }
     let file = opts.dir.join("localnet.json");
@@ -135,24 +135,19 @@ pub fn start(opts: &LocalnetOptions) -> Result<Localnet, LocalnetError> {
                 })?,
             Err(_) => format!("127.0.0.1:{}", free_port()?),
         };
-        let log = log_file(&opts.dir.join(format!("{name}.log")))?;
-        let mut cmd = Command::new(&exe);
-        cmd.arg("node")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--listen")
-            .arg(&addr)
-            .arg("--network-name")
-            .arg(&opts.network)
-            .arg("--tls-cert")
-            .arg(&cert)
-            .arg("--tls-key")
-            .arg(&key)
-            .env("UNSPLIT_NETWORK_PASSWORD", &password);
-        if fresh {
-            cmd.arg("--singlenode");
-        }
-        let child = spawn(cmd, log)?;
+        let join = if fresh {
+            nodes.first().map(|n: &NodeEntry| n.addr.clone())
+        } else {
+            None
+        };
+        let child = spawn_node(
+            &opts.dir,
+            &name,
+            &addr,
+            &opts.network,
+            &password,
+            join.as_deref(),
+        )?;
         nodes.push(NodeEntry {
             name,
             addr,
@@ -160,7 +155,7 @@ pub fn start(opts: &LocalnetOptions) -> Result<Localnet, LocalnetError> {
             data_dir,
         });
     }
-    wait_healthy(&nodes, &cert, &password)?;
+    wait_healthy(&nodes, &cert, &password, nodes.len())?;
 
     let log = log_file(&opts.dir.join("bridge.log"))?;
     let mut cmd = Command::new(&exe);
@@ -192,9 +187,7 @@ pub fn start(opts: &LocalnetOptions) -> Result<Localnet, LocalnetError> {
         },
     };
     wait_listening(&opts.irc_listen, bridge_pid, &opts.dir.join("bridge.log"))?;
-    let json =
-        serde_json::to_vec_pretty(&localnet).map_err(|e| LocalnetError::Setup(e.to_string()))?;
-    std::fs::write(&file, json).map_err(io(format!("writing {}", file.display())))?;
+    write(&opts.dir, &localnet)?;
     Ok(localnet)
 }
 
@@ -204,6 +197,126 @@ fn log_file(path: &Path) -> Result<std::fs::File, LocalnetError> {
         .append(true)
         .open(path)
         .map_err(io(format!("opening {}", path.display())))
+}
+
+/// Starts one node process: `--singlenode` for a fresh first node, `--join` for a fresh
+/// other node, no bootstrap flag for a node with data.
+fn spawn_node(
+    dir: &Path,
+    name: &str,
+    addr: &str,
+    network: &str,
+    password: &str,
+    join: Option<&str>,
+) -> Result<u32, LocalnetError> {
+    let exe = std::env::current_exe().map_err(io("finding the unsplit executable"))?;
+    let data_dir = dir.join(name);
+    let log = log_file(&dir.join(format!("{name}.log")))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("node")
+        .arg("--data-dir")
+        .arg(&data_dir)
+        .arg("--listen")
+        .arg(addr)
+        .arg("--network-name")
+        .arg(network)
+        .arg("--tls-cert")
+        .arg(dir.join("tls/cert.pem"))
+        .arg("--tls-key")
+        .arg(dir.join("tls/key.pem"))
+        .env("UNSPLIT_NETWORK_PASSWORD", password);
+    if !data_dir.join("node.json").exists() {
+        match join {
+            Some(target) => cmd.arg("--join").arg(target),
+            None => cmd.arg("--singlenode"),
+        };
+    }
+    spawn(cmd, log)
+}
+
+fn find(net: &Localnet, dir: &Path, name: &str) -> Result<usize, LocalnetError> {
+    net.nodes
+        .iter()
+        .position(|n| n.name == name)
+        .ok_or_else(|| {
+            LocalnetError::Setup(format!(
+                "no node {name} in {}",
+                dir.join("localnet.json").display()
+            ))
+        })
+}
+
+/// SIGKILLs one node by name (to watch failover).
+pub fn kill_node(dir: &Path, name: &str) -> Result<(), LocalnetError> {
+    let net = read(dir)?;
+    let i = find(&net, dir, name)?;
+    signal(net.nodes[i].pid, "KILL");
+    Ok(())
+}
+
+/// Starts one node again by name (killing it first if it runs); updates localnet.json.
+pub fn restart_node(dir: &Path, name: &str) -> Result<NodeEntry, LocalnetError> {
+    let mut net = read(dir)?;
+    let i = find(&net, dir, name)?;
+    let old = net.nodes[i].pid;
+    if alive(old) {
+        signal(old, "KILL");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(old) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let node = &net.nodes[i];
+    net.nodes[i].pid = spawn_node(
+        dir,
+        &node.name,
+        &node.addr,
+        &net.network,
+        &net.password,
+        None,
+    )?;
+    write(dir, &net)?;
+    Ok(net.nodes[i].clone())
+}
+
+/// Adds a node to the running localnet: it joins through a live node.
+pub fn add_node(dir: &Path) -> Result<NodeEntry, LocalnetError> {
+    let mut net = read(dir)?;
+    let via = net
+        .nodes
+        .iter()
+        .find(|n| alive(n.pid))
+        .map(|n| n.addr.clone())
+        .ok_or_else(|| LocalnetError::Setup("no node of the localnet is running".into()))?;
+    let name = (1..)
+        .map(|i| format!("node{i}"))
+        .find(|n| !net.nodes.iter().any(|x| &x.name == n))
+        .unwrap_or_default();
+    let addr = format!("127.0.0.1:{}", free_port()?);
+    let pid = spawn_node(dir, &name, &addr, &net.network, &net.password, Some(&via))?;
+    let entry = NodeEntry {
+        data_dir: dir.join(&name),
+        name,
+        addr,
+        pid,
+    };
+    net.nodes.push(entry.clone());
+    write(dir, &net)?;
+    wait_healthy(
+        std::slice::from_ref(&entry),
+        &net.ca_cert,
+        &net.password,
+        net.nodes.len(),
+    )?;
+    Ok(entry)
+}
+
+fn write(dir: &Path, net: &Localnet) -> Result<(), LocalnetError> {
+    let file = dir.join("localnet.json");
+    let json = serde_json::to_vec_pretty(net).map_err(|e| LocalnetError::Setup(e.to_string()))?;
+    let tmp = dir.join("localnet.json.tmp");
+    std::fs::write(&tmp, json).map_err(io(format!("writing {}", tmp.display())))?;
+    std::fs::rename(&tmp, &file).map_err(io(format!("writing {}", file.display())))
 }
 
 /// Spawns a process in its own process group (a terminal's Ctrl-C does not reach it
@@ -219,7 +332,12 @@ fn spawn(mut cmd: Command, log: std::fs::File) -> Result<u32, LocalnetError> {
 }
 
 /// Waits (bounded) until every node answers its status with a known leader.
-fn wait_healthy(nodes: &[NodeEntry], ca: &Path, password: &str) -> Result<(), LocalnetError> {
+fn wait_healthy(
+    nodes: &[NodeEntry],
+    ca: &Path,
+    password: &str,
+    members: usize,
+) -> Result<(), LocalnetError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -248,6 +366,7 @@ fn wait_healthy(nodes: &[NodeEntry], ca: &Path, password: &str) -> Result<(), Lo
                     && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body.to_bytes())
                     && v["Leader"].as_str().is_some_and(|l| !l.is_empty())
                     && v["AppliedIndex"].as_u64().unwrap_or(0) >= 2
+                    && (members == 0 || v["Peers"].as_array().is_some_and(|p| p.len() >= members))
                 {
                     break;
                 }

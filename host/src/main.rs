@@ -31,7 +31,7 @@ struct LocalnetArgs {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Number of nodes.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 3)]
     nodes: usize,
     /// The bridge's IRC listener.
     #[arg(long, default_value = "localhost:6667")]
@@ -48,6 +48,15 @@ struct LocalnetArgs {
     /// Stop the localnet that DIR/localnet.json lists.
     #[arg(long)]
     stop: bool,
+    /// SIGKILL one node of a running localnet by name (e.g. node2), to watch failover.
+    #[arg(long, value_name = "NAME")]
+    kill: Option<String>,
+    /// Start one node of a running localnet again by name.
+    #[arg(long, value_name = "NAME")]
+    restart: Option<String>,
+    /// Add a node to a running localnet.
+    #[arg(long)]
+    add: bool,
 }
 
 #[derive(clap::Args)]
@@ -77,8 +86,14 @@ struct NodeArgs {
     #[arg(long)]
     tls_ca: Option<PathBuf>,
     /// Bootstrap a new network with this node as its only member (first start only).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "join")]
     singlenode: bool,
+    /// Join the network of the node at host:port (first start only).
+    #[arg(long)]
+    join: Option<String>,
+    /// Seconds without contact to a leader after which this node refuses streams.
+    #[arg(long, default_value_t = 5)]
+    leader_timeout: u64,
     /// Longest TLS handshake, in seconds.
     #[arg(long, default_value_t = 10)]
     tls_handshake_timeout: u64,
@@ -107,6 +122,24 @@ fn main() -> anyhow::Result<()> {
 fn localnet(args: LocalnetArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
     use unsplit_host::localnet;
     let dir = args.dir.unwrap_or_else(localnet::default_dir);
+    if let Some(name) = &args.kill {
+        localnet::kill_node(&dir, name)?;
+        println!("killed {name}");
+        return Ok(());
+    }
+    if let Some(name) = &args.restart {
+        let node = localnet::restart_node(&dir, name)?;
+        println!(
+            "restarted {} on {} (pid {})",
+            node.name, node.addr, node.pid
+        );
+        return Ok(());
+    }
+    if args.add {
+        let node = localnet::add_node(&dir)?;
+        println!("added {} on {} (pid {})", node.name, node.addr, node.pid);
+        return Ok(());
+    }
     if args.stop {
         let net = localnet::read(&dir)?;
         localnet::stop(&net);
@@ -175,6 +208,8 @@ async fn node(args: NodeArgs) -> anyhow::Result<()> {
         tls_key: args.tls_key,
         tls_ca: args.tls_ca,
         singlenode: args.singlenode,
+        join: args.join,
+        leader_timeout: Duration::from_secs(args.leader_timeout.max(1)),
         tls_handshake_timeout: Duration::from_secs(args.tls_handshake_timeout),
     };
     let node = Node::start(opts).await.context("starting the node")?;

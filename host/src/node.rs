@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
-use crate::api::Api;
+use crate::api::{Api, ApiParts};
 use crate::netconfig::NetConfig;
 use crate::network::{Network, https_client};
 use crate::raft::{NodeId, Op, Raft, TypeConfig};
@@ -47,6 +47,10 @@ pub struct NodeOptions {
     pub tls_ca: Option<PathBuf>,
     /// Bootstrap a new single-node network in an empty data directory.
     pub singlenode: bool,
+    /// Join the network this node (`host:port`) belongs to (first start only).
+    pub join: Option<String>,
+    /// A follower without contact to a leader for this long refuses streams.
+    pub leader_timeout: Duration,
     /// Longest TLS handshake before a connection is dropped.
     pub tls_handshake_timeout: Duration,
 }
@@ -131,7 +135,6 @@ impl Node {
             .peer_addr
             .clone()
             .unwrap_or_else(|| local_addr.to_string());
-        let identity = identity(&opts.data_dir, &peer_addr)?;
 
         let (cert, key) = match (&opts.tls_cert, &opts.tls_key) {
             (Some(c), Some(k)) => (c.clone(), k.clone()),
@@ -160,6 +163,34 @@ impl Node {
         };
         let server_tls = tls::server_config(&cert, &key)?;
         let client_tls = tls::client_config(opts.tls_ca.as_deref().unwrap_or(&cert))?;
+        let client = https_client(client_tls);
+        let identity = match read_identity(&opts.data_dir)? {
+            Some(identity) => identity,
+            None => {
+                let id = match &opts.join {
+                    Some(target) => {
+                        join_network(&client, target, &peer_addr, &opts.password).await?
+                    }
+                    None if opts.singlenode => 1,
+                    None => {
+                        return Err(NodeError::Setup(format!(
+                            "{} holds no network yet: start the first node with --singlenode and the others with --join <host:port>",
+                            opts.data_dir.display()
+                        )));
+                    }
+                };
+                let identity = Identity {
+                    id,
+                    addr: peer_addr.clone(),
+                };
+                let path = opts.data_dir.join("node.json");
+                write_atomic(
+                    &path,
+                    &serde_json::to_vec_pretty(&identity).unwrap_or_default(),
+                )?;
+                identity
+            }
+        };
 
         let engine = runtime::engine()?;
         let module = LogicModule::new(&engine, unsplit_irc_component::IRC_COMPONENT)?;
@@ -189,18 +220,13 @@ impl Node {
         let config = raft_config()
             .validate()
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let network = Network::new(https_client(client_tls), &opts.password);
+        let network = Network::new(client.clone(), &opts.password);
         let raft = Raft::new(identity.id, Arc::new(config), network, log_store, sm)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
 
-        if fresh {
-            if !opts.singlenode {
-                return Err(NodeError::Setup(format!(
-                    "{} holds no network yet: start the first node with --singlenode",
-                    opts.data_dir.display()
-                )));
-            }
+        // A new network starts with this node alone; a joining node waits for the leader.
+        if fresh && opts.singlenode && opts.join.is_none() {
             let members = BTreeMap::from([(
                 identity.id,
                 BasicNode {
@@ -212,14 +238,16 @@ impl Node {
                 .map_err(|e| NodeError::Raft(e.to_string()))?;
         }
 
-        let api = Arc::new(Api::new(
-            identity.id,
-            raft.clone(),
+        let api = Arc::new(Api::new(ApiParts {
+            id: identity.id,
+            raft: raft.clone(),
             shared,
-            opts.password.clone(),
+            password: opts.password.clone(),
             ready_index,
-            executable_hash(),
-        ));
+            exe_hash: executable_hash(),
+            client,
+            leader_timeout: opts.leader_timeout,
+        }));
         let mut tasks = vec![tokio::spawn(serve(
             listener,
             server_tls,
@@ -247,25 +275,69 @@ impl Node {
     }
 }
 
-fn identity(data_dir: &Path, peer_addr: &str) -> Result<Identity, NodeError> {
+fn read_identity(data_dir: &Path) -> Result<Option<Identity>, NodeError> {
     let path = data_dir.join("node.json");
     match std::fs::read(&path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
             .map_err(|e| NodeError::Setup(format!("{} is corrupt: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // The first node of a network is node 1; joining nodes get their id from
-            // the leader (cluster issue).
-            let identity = Identity {
-                id: 1,
-                addr: peer_addr.to_owned(),
-            };
-            write_atomic(
-                &path,
-                &serde_json::to_vec_pretty(&identity).unwrap_or_default(),
-            )?;
-            Ok(identity)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// Asks a node of the network to add us (`POST /join`); returns our raft id. Retries for
+/// a minute: the other node may be starting too.
+async fn join_network(
+    client: &crate::network::HttpsClient,
+    target: &str,
+    addr: &str,
+    password: &str,
+) -> Result<NodeId, NodeError> {
+    use http_body_util::BodyExt;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let body = serde_json::json!({ "Addr": addr }).to_string();
+    loop {
+        let req = http::Request::post(format!("https://{target}/join"))
+            .header(
+                http::header::AUTHORIZATION,
+                crate::network::basic_auth(password),
+            )
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
+            .map_err(|e| NodeError::Setup(e.to_string()))?;
+        let outcome = match tokio::time::timeout(Duration::from_secs(15), client.request(req)).await
+        {
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                let bytes = resp
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+                match serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["Id"].as_u64())
+                {
+                    Some(id) if status.is_success() => return Ok(id),
+                    _ if status == http::StatusCode::UNAUTHORIZED => {
+                        return Err(NodeError::Setup(format!(
+                            "{target} refused the network password"
+                        )));
+                    }
+                    _ => format!("HTTP {status}: {text}"),
+                }
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        if std::time::Instant::now() > deadline {
+            return Err(NodeError::Setup(format!("joining via {target}: {outcome}")));
+        }
+        tracing::info!("joining via {target}: {outcome}; retrying");
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
