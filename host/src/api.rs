@@ -226,6 +226,7 @@ impl Api {
                 self.raft_rpc(req, &path).await
             }
             (Method::POST, "/snapshot") => self.force_snapshot().await,
+            (Method::GET, "/outputlog") => self.output_log(),
             (Method::POST, "/join") => match self.leader_elsewhere() {
                 Some(leader) => self.forward(&leader, req).await,
                 None => self.join(req).await,
@@ -751,6 +752,25 @@ impl Api {
             c.fuel_used.load(Ordering::Relaxed).to_string(),
         );
         full(StatusCode::OK, "text/plain; version=0.0.4", out)
+    }
+
+    /// `GET /outputlog`: the whole output window as one JSON document, for comparing what
+    /// every node produced for every input (the robustness test, operators).
+    fn output_log(&self) -> http::Response<ApiBody> {
+        let st = self.shared.read();
+        let batches: Vec<serde_json::Value> = st
+            .output
+            .batches()
+            .map(|b| {
+                serde_json::json!({
+                    "Id": b.id,
+                    "Lines": b.lines.iter().map(|l| serde_json::json!({
+                        "Reply": l.reply, "Data": l.text, "Recipients": l.recipients,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json(&serde_json::json!({ "AppliedIndex": st.applied_index(), "Batches": batches }))
     }
 
     /// The leader's address when another node leads (writes go there).

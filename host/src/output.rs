@@ -67,6 +67,11 @@ impl OutputWindow {
         self.batches.len()
     }
 
+    /// Every retained batch, oldest first.
+    pub fn batches(&self) -> impl Iterator<Item = &Batch> {
+        self.batches.iter()
+    }
+
     /// The id of the oldest retained batch.
     pub fn oldest_id(&self) -> Option<u64> {
         self.batches.front().map(|b| b.id)
