@@ -29,6 +29,8 @@ use crate::sm::Shared;
 
 /// How long a write may wait for commit and apply before the client is told to retry.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write is held while the network elects a leader.
+const LEADER_WAIT: Duration = Duration::from_secs(3);
 /// Lines sent per stream wake-up at most (the rest follow at once).
 const STREAM_BATCH: usize = 1000;
 
@@ -227,6 +229,11 @@ impl Api {
             }
             (Method::POST, "/snapshot") => self.force_snapshot().await,
             (Method::GET, "/outputlog") => self.output_log(),
+            (Method::POST, "/quit") => self.quit(),
+            (Method::POST, "/part") => match self.leader_elsewhere() {
+                Some(leader) => self.forward(&leader, req).await,
+                None => self.part(req).await,
+            },
             (Method::POST, "/join") => match self.leader_elsewhere() {
                 Some(leader) => self.forward(&leader, req).await,
                 None => self.join(req).await,
@@ -259,10 +266,14 @@ impl Api {
         peer: SocketAddr,
     ) -> http::Response<ApiBody> {
         let method = req.method().clone();
-        if method != Method::GET
-            && let Some(leader) = self.leader_elsewhere()
-        {
-            return self.forward(&leader, req).await;
+        if method != Method::GET {
+            if self.raft.metrics().borrow().current_leader.is_none() {
+                // An election is under way: hold the write until it is decided.
+                self.wait_for_leader(None, LEADER_WAIT).await;
+            }
+            if let Some(leader) = self.leader_elsewhere() {
+                return self.forward(&leader, req).await;
+            }
         }
         if rest == "session" {
             return match method {
@@ -583,6 +594,42 @@ impl Api {
         }
     }
 
+    /// The members as an HTML table: id, address, voter or learner, and (on the leader)
+    /// how far each has replicated.
+    fn peer_table(&self, m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>) -> String {
+        let membership = m.membership_config.membership();
+        let mut rows = String::from(
+            "<table><tr><th>id</th><th>address</th><th>role</th><th>replicated to</th></tr>",
+        );
+        for (id, node) in membership.nodes() {
+            let role = if membership.voter_ids().any(|v| v == *id) {
+                "voter"
+            } else {
+                "learner"
+            };
+            let role = if m.current_leader == Some(*id) {
+                "leader"
+            } else {
+                role
+            };
+            let replicated = match &m.replication {
+                Some(r) => r
+                    .get(id)
+                    .cloned()
+                    .flatten()
+                    .map(|l| l.index.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                None => "(known to the leader)".into(),
+            };
+            rows.push_str(&format!(
+                "<tr><td>{id}</td><td>{}</td><td>{role}</td><td>{replicated}</td></tr>",
+                html_escape(&node.addr)
+            ));
+        }
+        rows.push_str("</table>");
+        rows
+    }
+
     /// The network's nodes as `host:port`, for pings and status.
     fn servers(&self) -> Vec<String> {
         let metrics = self.raft.metrics().borrow().clone();
@@ -651,7 +698,7 @@ impl Api {
             id = self.id,
             state = m.state,
             leader = html_escape(&leader),
-            peers = html_escape(&self.servers().join(", ")),
+            peers = self.peer_table(&m),
             term = m.current_term,
             sessions = st.sessions.len(),
             streams = self.open_streams.load(Ordering::Relaxed),
@@ -751,7 +798,168 @@ impl Api {
             "Wasm fuel used by the IRC logic.",
             c.fuel_used.load(Ordering::Relaxed).to_string(),
         );
+        // Cluster: commit/apply lag and per-peer replication lag (on the leader).
+        let last_log = m.last_log_index.unwrap_or(0);
+        let applied = st.applied_index();
+        out.push_str(&format!(
+            "# HELP unsplit_apply_lag_entries Log entries this node has but has not applied.\n\
+             # TYPE unsplit_apply_lag_entries gauge\nunsplit_apply_lag_entries {}\n",
+            last_log.saturating_sub(applied)
+        ));
+        if let Some(replication) = &m.replication {
+            out.push_str(
+                "# HELP unsplit_replication_lag_entries Entries a peer is behind the leader's log.\n\
+                 # TYPE unsplit_replication_lag_entries gauge\n",
+            );
+            for (peer, matched) in replication.iter() {
+                let lag = last_log.saturating_sub(matched.as_ref().map(|l| l.index).unwrap_or(0));
+                out.push_str(&format!(
+                    "unsplit_replication_lag_entries{{peer=\"{peer}\"}} {lag}\n"
+                ));
+            }
+        }
+        // Apply latency histogram and fuel per entry.
+        out.push_str(
+            "# HELP unsplit_apply_duration_seconds Time the IRC logic took per entry.\n\
+             # TYPE unsplit_apply_duration_seconds histogram\n",
+        );
+        let mut cumulative = 0;
+        for (i, bucket) in c.apply_buckets.iter().enumerate() {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let le = crate::sm::APPLY_BUCKETS_US
+                .get(i)
+                .map(|us| format!("{}", *us as f64 / 1e6))
+                .unwrap_or_else(|| "+Inf".to_owned());
+            out.push_str(&format!(
+                "unsplit_apply_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}\n"
+            ));
+        }
+        let calls = c.logic_calls.load(Ordering::Relaxed);
+        out.push_str(&format!(
+            "unsplit_apply_duration_seconds_sum {:.6}\nunsplit_apply_duration_seconds_count {calls}\n",
+            c.apply_nanos.load(Ordering::Relaxed) as f64 / 1e9
+        ));
+        out.push_str(&format!(
+            "# HELP unsplit_wasm_fuel_per_entry Average wasm fuel per entry since start.\n\
+             # TYPE unsplit_wasm_fuel_per_entry gauge\nunsplit_wasm_fuel_per_entry {}\n",
+            c.fuel_used
+                .load(Ordering::Relaxed)
+                .checked_div(calls)
+                .unwrap_or(0)
+        ));
         full(StatusCode::OK, "text/plain; version=0.0.4", out)
+    }
+
+    /// `POST /quit`: the process exits after answering (a supervisor restarts it; used by
+    /// `unsplit rollingrestart`). Raft is shut down first, so the log is flushed.
+    fn quit(&self) -> http::Response<ApiBody> {
+        let raft = self.raft.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tracing::info!("quitting on request (POST /quit)");
+            let _ = raft.shutdown().await;
+            std::process::exit(0);
+        });
+        text(StatusCode::OK, "quitting")
+    }
+
+    /// `POST /part {"Addr": "host:port"}` on the leader: removes that node from the
+    /// network, refused when the remaining voters could not keep a quorum (a majority of
+    /// them must answer right now).
+    async fn part(&self, req: http::Request<Incoming>) -> http::Response<ApiBody> {
+        #[derive(serde::Deserialize)]
+        struct Part {
+            #[serde(rename = "Addr")]
+            addr: String,
+        }
+        let body = match Limited::new(req.into_body(), 4096).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return text(StatusCode::BAD_REQUEST, "request body too large"),
+        };
+        let part: Part = match serde_json::from_slice(&body) {
+            Ok(p) => p,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+        };
+        let membership = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone();
+        let Some(id) = membership
+            .nodes()
+            .find(|(_, n)| n.addr == part.addr)
+            .map(|(id, _)| *id)
+        else {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("{} is not a member of this network", part.addr),
+            );
+        };
+        let remaining: Vec<(NodeId, String)> = membership
+            .voter_ids()
+            .filter(|&v| v != id)
+            .filter_map(|v| membership.get_node(&v).map(|n| (v, n.addr.clone())))
+            .collect();
+        if remaining.is_empty() {
+            return text(StatusCode::BAD_REQUEST, "refusing to remove the last voter");
+        }
+        let mut answering = 0;
+        for (voter, addr) in &remaining {
+            if *voter == self.id || self.answers(addr).await {
+                answering += 1;
+            }
+        }
+        if answering * 2 <= remaining.len() {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "refusing: only {answering} of the {} remaining voters answer, which is no quorum",
+                    remaining.len()
+                ),
+            );
+        }
+        // Another membership change (a join being promoted) may be in flight: retry for
+        // a while rather than fail.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let remove =
+                openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([id]));
+            match self.raft.change_membership(remove, false).await {
+                Ok(_) => return text(StatusCode::OK, format!("removed node {id} ({})", part.addr)),
+                Err(e)
+                    if e.to_string().contains("undergoing a configuration change")
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("removing {}: {e}", part.addr),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Whether a node answers its status within two seconds.
+    async fn answers(&self, addr: &str) -> bool {
+        let Ok(req) = http::Request::get(format!("https://{addr}/"))
+            .header(
+                header::AUTHORIZATION,
+                crate::network::basic_auth(&self.password),
+            )
+            .header(header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+        else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), self.client.request(req)).await,
+            Ok(Ok(r)) if r.status().is_success()
+        )
     }
 
     /// `GET /outputlog`: the whole output window as one JSON document, for comparing what
@@ -816,62 +1024,108 @@ impl Api {
             Ok(b) => b.to_bytes(),
             Err(_) => return text(StatusCode::BAD_REQUEST, "request body too large"),
         };
-        let mut out = http::Request::builder()
-            .method(parts.method)
-            .uri(format!("https://{leader}{path}"));
-        for name in [
-            header::AUTHORIZATION.as_str(),
-            header::CONTENT_TYPE.as_str(),
-            header::USER_AGENT.as_str(),
-            protocol::SESSION_AUTH,
-            protocol::BRIDGE_AUTH,
-            "X-Forwarded-For",
-        ] {
-            if let Some(v) = parts.headers.get(name) {
-                out = out.header(name, v);
+        let mut leader = leader.to_owned();
+        // One retry: when the leader we knew is gone, hold the request until the network
+        // has elected another (bounded), instead of sending the client into backoff.
+        for attempt in 0..2 {
+            let mut out = http::Request::builder()
+                .method(parts.method.clone())
+                .uri(format!("https://{leader}{path}"));
+            for name in [
+                header::AUTHORIZATION.as_str(),
+                header::CONTENT_TYPE.as_str(),
+                header::USER_AGENT.as_str(),
+                protocol::SESSION_AUTH,
+                protocol::BRIDGE_AUTH,
+                "X-Forwarded-For",
+            ] {
+                if let Some(v) = parts.headers.get(name) {
+                    out = out.header(name, v);
+                }
             }
-        }
-        let Ok(out) = out.header(FORWARDED, "1").body(Full::new(body)) else {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot forward this request",
-            );
-        };
-        let reply = match tokio::time::timeout(APPLY_TIMEOUT, self.client.request(out)).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
+            let Ok(out) = out.header(FORWARDED, "1").body(Full::new(body.clone())) else {
                 return text(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("forwarding to the leader {leader}: {e}"),
+                    "cannot forward this request",
                 );
+            };
+            let reply = match tokio::time::timeout(APPLY_TIMEOUT, self.client.request(out)).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    let old = self.raft.metrics().borrow().current_leader;
+                    match self.wait_for_leader(old, LEADER_WAIT).await {
+                        Some(addr) if attempt == 0 => {
+                            leader = addr;
+                            continue;
+                        }
+                        _ => {
+                            return text(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                format!("forwarding to the leader {leader}: {e}"),
+                            );
+                        }
+                    }
+                }
+                Err(_) => {
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("forwarding to the leader {leader} timed out"),
+                    );
+                }
+            };
+            let status = reply.status();
+            let content_type = reply.headers().get(header::CONTENT_TYPE).cloned();
+            let body = match Limited::new(reply.into_body(), 1 << 20).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("reading the leader's answer: {e}"),
+                    );
+                }
+            };
+            let mut r = http::Response::new(Either::Left(Full::new(body)));
+            *r.status_mut() = status;
+            if let Some(ct) = content_type {
+                r.headers_mut().insert(header::CONTENT_TYPE, ct);
             }
-            Err(_) => {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("forwarding to the leader {leader} timed out"),
-                );
+            if let Ok(v) = HeaderValue::from_str(&format!("//{leader}{path}")) {
+                r.headers_mut().insert(header::CONTENT_LOCATION, v);
             }
-        };
-        let status = reply.status();
-        let content_type = reply.headers().get(header::CONTENT_TYPE).cloned();
-        let body = match Limited::new(reply.into_body(), 1 << 20).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                return text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("reading the leader's answer: {e}"),
-                );
-            }
-        };
-        let mut r = http::Response::new(Either::Left(Full::new(body)));
-        *r.status_mut() = status;
-        if let Some(ct) = content_type {
-            r.headers_mut().insert(header::CONTENT_TYPE, ct);
+            return r;
         }
-        if let Ok(v) = HeaderValue::from_str(&format!("//{leader}{path}")) {
-            r.headers_mut().insert(header::CONTENT_LOCATION, v);
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "No leader known. Please try another server.",
+        )
+    }
+
+    /// Waits (at most `limit`) until a leader other than `not` is known and another node
+    /// than this one; returns its address. `None` when none appeared, or when this node
+    /// became the leader (the client's retry then lands here).
+    async fn wait_for_leader(&self, not: Option<NodeId>, limit: Duration) -> Option<String> {
+        let mut rx = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            {
+                let m = rx.borrow_and_update();
+                match m.current_leader {
+                    Some(id) if id == self.id => return None,
+                    Some(id) if Some(id) != not => {
+                        return m
+                            .membership_config
+                            .membership()
+                            .get_node(&id)
+                            .map(|n| n.addr.clone());
+                    }
+                    _ => {}
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return None,
+            }
         }
-        r
     }
 
     /// `POST /join {"Addr": "host:port"}` on the leader: the node becomes a learner with

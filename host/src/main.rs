@@ -23,6 +23,74 @@ enum Command {
     Localnet(LocalnetArgs),
     /// Run the IRC/SOCKS5 bridge (the same as the `unsplit-bridge` binary).
     Bridge(unsplit_bridge::cli::BridgeArgs),
+    /// Verify robustness: a local network, many clients talking, nodes killed at random;
+    /// then check that every node agrees and every line arrived exactly once, in order.
+    Robustness(RobustnessArgs),
+    /// One-screen health summary of a network.
+    Status(TargetArgs),
+    /// Remove a node from a network (refused when the rest could not keep a quorum).
+    Removepeer {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The node to remove, host:port.
+        addr: String,
+    },
+    /// Restart every node in turn while the network keeps serving (needs a supervisor
+    /// that starts a node again after it quits).
+    Rollingrestart {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Longest wait for health or for a node to come back, in seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+}
+
+/// Which network an operator tool talks to.
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// Nodes of the network, host:port[,host:port…].
+    #[arg(long, required_unless_present = "localnet")]
+    network: Option<String>,
+    /// The network password (user robustirc).
+    #[arg(long, env = "UNSPLIT_NETWORK_PASSWORD", hide_env_values = true)]
+    network_password: Option<String>,
+    /// CA certificate the nodes' certificates are checked against.
+    #[arg(long)]
+    tls_ca_file: Option<PathBuf>,
+    /// Take all of the above from a localnet directory.
+    #[arg(long, conflicts_with_all = ["network", "tls_ca_file"])]
+    localnet: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    fn target(&self) -> anyhow::Result<unsplit_host::ops::Target> {
+        use unsplit_host::ops::Target;
+        if let Some(dir) = &self.localnet {
+            return Ok(Target::from_localnet(dir)?);
+        }
+        let servers = self
+            .network
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let password = self
+            .network_password
+            .clone()
+            .context("--network-password (or UNSPLIT_NETWORK_PASSWORD) is needed")?;
+        let ca = self
+            .tls_ca_file
+            .clone()
+            .context("--tls-ca-file is needed")?;
+        Ok(Target {
+            servers,
+            password,
+            ca,
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -57,6 +125,53 @@ struct LocalnetArgs {
     /// Add a node to a running localnet.
     #[arg(long)]
     add: bool,
+}
+
+#[derive(clap::Args)]
+struct RobustnessArgs {
+    /// A new (absent or empty) directory for the run; deleted after a clean run.
+    /// Default: a new directory in the system's temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// How long clients talk while nodes are killed (e.g. 60s, 10m, 2h).
+    #[arg(long, default_value = "60s", value_parser = unsplit_host::robustness::parse_duration)]
+    duration: Duration,
+    /// Seed of the kill and send schedules (default: random; printed, to reproduce).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Number of nodes (3–7).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// RobustSession sessions (client library).
+    #[arg(long, default_value_t = 20)]
+    sessions: usize,
+    /// IRC clients through the bridge.
+    #[arg(long, default_value_t = 4)]
+    bridge_clients: usize,
+    /// Mean time between two kills (or other chaos actions).
+    #[arg(long, default_value = "6s", value_parser = unsplit_host::robustness::parse_duration)]
+    kill_interval: Duration,
+    /// Longest time a killed node stays down.
+    #[arg(long, default_value = "4s", value_parser = unsplit_host::robustness::parse_duration)]
+    max_down: Duration,
+    /// Longest time two nodes are down at once.
+    #[arg(long, default_value = "2s", value_parser = unsplit_host::robustness::parse_duration)]
+    max_double_down: Duration,
+    /// Mean time between two lines of one client.
+    #[arg(long, default_value = "700ms", value_parser = unsplit_host::robustness::parse_duration)]
+    send_interval: Duration,
+    /// Bound on each wait at the end (acknowledgements, barriers, catch-up).
+    #[arg(long, default_value = "120s", value_parser = unsplit_host::robustness::parse_duration)]
+    settle_timeout: Duration,
+    /// Keep the directory after a clean run too.
+    #[arg(long)]
+    keep: bool,
+    /// The unsplit executable that runs the nodes and the bridge (default: this one).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// Print only the report.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -116,6 +231,25 @@ fn main() -> anyhow::Result<()> {
         Command::Node(args) => runtime.block_on(node(args)),
         Command::Localnet(args) => localnet(args, &runtime),
         Command::Bridge(args) => runtime.block_on(unsplit_bridge::cli::run(args)),
+        Command::Robustness(args) => robustness(args, &runtime),
+        Command::Status(target) => runtime.block_on(async {
+            let ops = unsplit_host::ops::Ops::new(target.target()?)?;
+            let statuses = ops.statuses().await;
+            print!("{}", unsplit_host::ops::render(&statuses));
+            unsplit_host::ops::healthy(&statuses).map_err(|why| anyhow::anyhow!(why))
+        }),
+        Command::Removepeer { target, addr } => runtime.block_on(async {
+            let ops = unsplit_host::ops::Ops::new(target.target()?)?;
+            println!("{}", ops.removepeer(&addr).await?);
+            Ok(())
+        }),
+        Command::Rollingrestart { target, timeout } => runtime.block_on(async {
+            let ops = unsplit_host::ops::Ops::new(target.target()?)?;
+            ops.rolling_restart(Duration::from_secs(timeout), |line| println!("{line}"))
+                .await?;
+            println!("rolling restart done; the network is healthy");
+            Ok(())
+        }),
     }
 }
 
@@ -243,5 +377,40 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn robustness(args: RobustnessArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    use unsplit_host::robustness::{self, RobustnessOptions};
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let dir = args.dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("unsplit-robustness-{seed}-{}", std::process::id()))
+    });
+    let binary = match args.binary {
+        Some(b) => b,
+        None => std::env::current_exe().context("finding the unsplit executable")?,
+    };
+    let mut opts = RobustnessOptions::new(dir, binary);
+    opts.duration = args.duration;
+    opts.seed = seed;
+    opts.nodes = args.nodes;
+    opts.sessions = args.sessions;
+    opts.bridge_clients = args.bridge_clients;
+    opts.kill_interval = args.kill_interval;
+    opts.max_down = args.max_down;
+    opts.max_double_down = args.max_double_down;
+    opts.send_interval = args.send_interval;
+    opts.settle_timeout = args.settle_timeout;
+    opts.keep = args.keep;
+    opts.verbose = !args.quiet;
+    match runtime.block_on(robustness::run(opts)) {
+        Ok(report) => {
+            println!("{report}");
+            Ok(())
+        }
+        Err(e) => {
+            println!("{e}");
+            anyhow::bail!("the robustness run failed; reproduce its schedule with --seed {seed}")
+        }
     }
 }

@@ -87,9 +87,9 @@ struct Identity {
 pub fn raft_config() -> Config {
     Config {
         cluster_name: "unsplit".into(),
-        heartbeat_interval: 150,
-        election_timeout_min: 600,
-        election_timeout_max: 1200,
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
         install_snapshot_timeout: 10_000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(10_000),
         max_in_snapshot_log_to_keep: 1_000,

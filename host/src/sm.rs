@@ -122,6 +122,28 @@ pub struct Counters {
     pub rejected_entries: AtomicU64,
     pub apply_nanos: AtomicU64,
     pub fuel_used: AtomicU64,
+    /// Entries that went through the logic (the denominator of fuel per entry).
+    pub logic_calls: AtomicU64,
+    /// Apply latency histogram: counts per bucket of [`APPLY_BUCKETS_US`] (+Inf last).
+    pub apply_buckets: [AtomicU64; APPLY_BUCKETS_US.len() + 1],
+}
+
+/// Upper bounds (µs) of the apply latency histogram buckets.
+pub const APPLY_BUCKETS_US: [u64; 8] = [10, 25, 50, 100, 250, 1_000, 10_000, 100_000];
+
+impl Counters {
+    fn observe_apply(&self, elapsed: std::time::Duration, fuel: u64) {
+        let micros = elapsed.as_micros() as u64;
+        let bucket = APPLY_BUCKETS_US
+            .iter()
+            .position(|&b| micros <= b)
+            .unwrap_or(APPLY_BUCKETS_US.len());
+        self.apply_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.apply_nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.fuel_used.fetch_add(fuel, Ordering::Relaxed);
+        self.logic_calls.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// State shared between the state machine (writer) and the API (readers).
@@ -240,12 +262,7 @@ impl StateMachine {
         let started = std::time::Instant::now();
         let result = self.logic.apply(entry);
         let counters = &self.shared.counters;
-        counters
-            .apply_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        counters
-            .fuel_used
-            .fetch_add(self.logic.last_fuel(), Ordering::Relaxed);
+        counters.observe_apply(started.elapsed(), self.logic.last_fuel());
         let mut st = self.shared.write();
         let outcome = match result {
             Ok(outcome) => outcome,

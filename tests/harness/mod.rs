@@ -37,6 +37,9 @@ pub struct TestNode {
     pub dir: PathBuf,
     child: Option<Child>,
     log: PathBuf,
+    /// Certificate and key shared by a cluster (None: the node generates its own).
+    tls: Option<(PathBuf, PathBuf)>,
+    join: Option<String>,
 }
 
 impl TestNode {
@@ -48,9 +51,33 @@ impl TestNode {
             dir: dir.to_owned(),
             child: None,
             log: dir.with_extension("log"),
+            tls: None,
+            join: None,
         };
         node.spawn(true);
         node
+    }
+
+    /// Starts a node of a cluster: the first bootstraps (`join` None), the others join.
+    pub fn start_member(dir: &Path, cert: &Path, key: &Path, join: Option<&str>) -> TestNode {
+        let mut node = TestNode {
+            addr: format!("127.0.0.1:{}", free_port()),
+            dir: dir.to_owned(),
+            child: None,
+            log: dir.with_extension("log"),
+            tls: Some((cert.to_owned(), key.to_owned())),
+            join: join.map(str::to_owned),
+        };
+        node.spawn(join.is_none());
+        node
+    }
+
+    /// Whether the process has exited (e.g. after `POST /quit`).
+    pub fn exited(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => c.try_wait().ok().flatten().is_some(),
+            None => true,
+        }
     }
 
     fn spawn(&mut self, singlenode: bool) {
@@ -70,15 +97,28 @@ impl TestNode {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
-        if singlenode {
-            cmd.arg("--singlenode");
+        if let Some((cert, key)) = &self.tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        }
+        let fresh = !self.dir.join("node.json").exists();
+        match (&self.join, singlenode && fresh) {
+            (Some(target), _) if fresh => {
+                cmd.arg("--join").arg(target);
+            }
+            (None, true) => {
+                cmd.arg("--singlenode");
+            }
+            _ => {}
         }
         self.child = Some(cmd.spawn().expect("spawn unsplit node"));
     }
 
-    /// The node's generated certificate (the CA clients must trust).
+    /// The certificate clients must trust.
     pub fn ca(&self) -> PathBuf {
-        self.dir.join("tls/cert.pem")
+        match &self.tls {
+            Some((cert, _)) => cert.clone(),
+            None => self.dir.join("tls/cert.pem"),
+        }
     }
 
     /// SIGKILL, as a crash would.
@@ -104,6 +144,83 @@ impl TestNode {
 impl Drop for TestNode {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A network of several node processes sharing one certificate.
+pub struct TestCluster {
+    pub nodes: Vec<TestNode>,
+    pub cert: PathBuf,
+}
+
+impl TestCluster {
+    /// Starts `n` nodes in `dir` and waits (bounded) until all see `n` members and agree on
+    /// a leader.
+    pub async fn start(dir: &Path, n: usize) -> TestCluster {
+        let (cert, key) = (dir.join("tls/cert.pem"), dir.join("tls/key.pem"));
+        unsplit_host::tls::ensure_self_signed(
+            &cert,
+            &key,
+            &["localhost".into(), "127.0.0.1".into()],
+        )
+        .expect("certificate");
+        let first = TestNode::start_member(&dir.join("node1"), &cert, &key, None);
+        let join = first.addr.clone();
+        let mut nodes = vec![first];
+        for i in 2..=n {
+            nodes.push(TestNode::start_member(
+                &dir.join(format!("node{i}")),
+                &cert,
+                &key,
+                Some(&join),
+            ));
+        }
+        let cluster = TestCluster { nodes, cert };
+        cluster.wait_converged(Duration::from_secs(60)).await;
+        cluster
+    }
+
+    pub async fn http(&self, i: usize) -> Http {
+        Http::new(&self.nodes[i]).await
+    }
+
+    /// Waits until every running node sees all members, the same leader, and the same
+    /// applied index. Returns the leader's address.
+    pub async fn wait_converged(&self, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut views = Vec::new();
+            for node in &self.nodes {
+                let http = Http::new(node).await;
+                views.push(http.try_status().await);
+            }
+            let members = self.nodes.len();
+            if let Some(Some(first)) = views.first()
+                && views.iter().all(|v| {
+                    v.as_ref().is_some_and(|v| {
+                        v["Leader"] == first["Leader"]
+                            && !first["Leader"].as_str().unwrap_or("").is_empty()
+                            && v["Peers"].as_array().is_some_and(|p| p.len() == members)
+                            && v["AppliedIndex"] == first["AppliedIndex"]
+                    })
+                })
+            {
+                return first["Leader"].as_str().unwrap_or("").to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster did not converge: {views:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The index of the node with this address.
+    pub fn index_of(&self, addr: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.addr == addr)
+            .expect("a member")
     }
 }
 
@@ -189,6 +306,24 @@ impl Http {
     pub async fn private_post(&self, path: &str) -> Reply {
         self.request("POST", path, &[("Authorization", &self.auth)], Bytes::new())
             .await
+    }
+
+    /// The JSON status, or `None` when the node does not answer.
+    pub async fn try_status(&self) -> Option<serde_json::Value> {
+        let req = http::Request::get(format!("{}/", self.base))
+            .header("Authorization", &self.auth)
+            .header("Accept", "application/json")
+            .body(Full::new(Bytes::new()))
+            .ok()?;
+        let resp = tokio::time::timeout(Duration::from_secs(2), self.client.request(req))
+            .await
+            .ok()?
+            .ok()?;
+        let body = tokio::time::timeout(Duration::from_secs(2), resp.into_body().collect())
+            .await
+            .ok()?
+            .ok()?;
+        serde_json::from_slice(&body.to_bytes()).ok()
     }
 
     /// The JSON status (`GET /` with `Accept: application/json`).
@@ -488,4 +623,11 @@ impl IrcClient {
         self.send(&format!("USER {nick} 0 * :{nick} test")).await;
         self.until(" 422 ", Duration::from_secs(20)).await;
     }
+}
+
+/// Serialises the heavy multi-process tests of one test binary: several 3-node
+/// clusters at once on a 2-core machine starve each other's heartbeats.
+pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }

@@ -5,8 +5,10 @@
 //!
 //! Differences from RobustIRC, both made for many clients failing at once:
 //! - backoff delays carry jitter: a failure at exponent `n` waits a uniform random time in
-//!   `[2^n / 2, 2^n]` seconds (n ≤ 6, so at most 64 s), so that clients that lost the same
-//!   server at the same moment do not come back at the same moment;
+//!   `[2^n / 2, 2^n]` quarter seconds (n ≤ 8, so at most 64 s), so that clients that lost
+//!   the same server at the same moment do not come back at the same moment; the first
+//!   step is short (125–250 ms) because a leader change takes about a second, and the
+//!   nodes hold writes during an election;
 //! - failures reported while a server is already backing off do not raise its exponent:
 //!   a thousand sessions losing one server at once count as one failure, not as a thousand.
 
@@ -15,8 +17,10 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-/// The largest backoff exponent: 2^6 s = 64 s.
-pub(crate) const MAX_BACKOFF_EXP: u32 = 6;
+/// The largest backoff exponent: 2^8 × 250 ms = 64 s.
+pub(crate) const MAX_BACKOFF_EXP: u32 = 8;
+/// The unit of the backoff: 2^n of these.
+const BACKOFF_UNIT: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone, Copy)]
 struct Backoff {
@@ -140,9 +144,9 @@ impl Servers {
     }
 }
 
-/// A uniform random delay in `[2^exp / 2, 2^exp]` seconds.
+/// A uniform random delay in `[2^exp / 2, 2^exp]` × 250 ms.
 pub(crate) fn jittered_backoff(exp: u32, rng: &mut impl Rng) -> Duration {
-    let full = Duration::from_secs(1u64 << exp.min(MAX_BACKOFF_EXP));
+    let full = BACKOFF_UNIT * (1u32 << exp.min(MAX_BACKOFF_EXP));
     let half = full / 2;
     half + half.mul_f64(rng.random_range(0.0..=1.0))
 }
@@ -151,7 +155,7 @@ pub(crate) fn jittered_backoff(exp: u32, rng: &mut impl Rng) -> Duration {
 /// backoff plus up to a quarter of it again, so that the sessions sharing a network do not
 /// all probe the recovered server in the same instant.
 pub(crate) fn spread_wait(wait: Duration, rng: &mut impl Rng) -> Duration {
-    let wait = wait.min(Duration::from_secs(1 << MAX_BACKOFF_EXP));
+    let wait = wait.min(BACKOFF_UNIT * (1u32 << MAX_BACKOFF_EXP));
     wait + (wait / 4).mul_f64(rng.random_range(0.0..=1.0)) + Duration::from_millis(1)
 }
 
@@ -214,7 +218,7 @@ mod tests {
         let mut now = Instant::now();
         let mut s = servers(1);
         let mut waits = vec![];
-        for _ in 0..9 {
+        for _ in 0..10 {
             s.failed("s0:1", now, &mut rng);
             let wait = s.pick(now, false, &mut rng).unwrap_err();
             waits.push(wait);
@@ -222,13 +226,10 @@ mod tests {
             assert_eq!(s.pick(now, false, &mut rng).unwrap(), "s0:1");
         }
         for (i, w) in waits.iter().enumerate() {
-            let full = 1u64 << (i as u32 + 1).min(6);
-            assert!(
-                *w >= Duration::from_secs(full) / 2 && *w <= Duration::from_secs(full),
-                "{i}: {w:?}"
-            );
+            let full = BACKOFF_UNIT * (1u32 << (i as u32 + 1).min(MAX_BACKOFF_EXP));
+            assert!(*w >= full / 2 && *w <= full, "{i}: {w:?}");
         }
-        assert_eq!(s.exp("s0:1"), 6);
+        assert_eq!(s.exp("s0:1"), MAX_BACKOFF_EXP);
         s.succeeded("s0:1");
         assert_eq!(s.exp("s0:1"), 0);
         assert!(s.pick(now, true, &mut rng).is_ok());
@@ -238,7 +239,9 @@ mod tests {
     fn jitter_spreads_clients() {
         // 10,000 clients failing at one instant come back spread over [32 s, 64 s].
         let mut rng = StdRng::seed_from_u64(3);
-        let delays: Vec<_> = (0..10_000).map(|_| jittered_backoff(6, &mut rng)).collect();
+        let delays: Vec<_> = (0..10_000)
+            .map(|_| jittered_backoff(MAX_BACKOFF_EXP, &mut rng))
+            .collect();
         let min = delays.iter().min().unwrap();
         let max = delays.iter().max().unwrap();
         assert!(*min >= Duration::from_secs(32) && *max <= Duration::from_secs(64));
