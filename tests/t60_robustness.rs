@@ -34,7 +34,7 @@ async fn network_survives_random_node_kills() {
                 "too little chaos: {report}"
             );
             assert!(
-                report.lines_acknowledged > 500,
+                report.lines_acknowledged > 300,
                 "too little traffic: {report}"
             );
             assert_eq!(
