@@ -671,6 +671,12 @@ impl Api {
             "LastContact": last_contact,
             "ExecutableHash": self.exe_hash.get().map(String::as_str).unwrap_or(""),
             "CurrentTime": now_ms(),
+            "Voters": m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .filter_map(|v| m.membership_config.membership().get_node(&v).map(|n| n.addr.clone()))
+                .collect::<Vec<_>>(),
             "SnapshotIndex": m.snapshot.map(|l| l.index).unwrap_or(0),
             "PurgedIndex": m.purged.map(|l| l.index).unwrap_or(0),
         });

@@ -366,7 +366,7 @@ fn wait_healthy(
                     && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body.to_bytes())
                     && v["Leader"].as_str().is_some_and(|l| !l.is_empty())
                     && v["AppliedIndex"].as_u64().unwrap_or(0) >= 2
-                    && (members == 0 || v["Peers"].as_array().is_some_and(|p| p.len() >= members))
+                    && (members == 0 || v["Voters"].as_array().is_some_and(|p| p.len() >= members))
                 {
                     break;
                 }

@@ -81,7 +81,14 @@ impl Ops {
             .header(http::header::ACCEPT, "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
-        let resp = tokio::time::timeout(Duration::from_secs(5), self.client.request(req))
+        // Membership changes may wait behind another one in flight (the node retries
+        // for 15 s); reads answer at once.
+        let limit = if method == "GET" {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_secs(30)
+        };
+        let resp = tokio::time::timeout(limit, self.client.request(req))
             .await
             .map_err(|_| "timed out".to_owned())?
             .map_err(|e| e.to_string())?;

@@ -184,8 +184,8 @@ impl TestCluster {
         Http::new(&self.nodes[i]).await
     }
 
-    /// Waits until every running node sees all members, the same leader, and the same
-    /// applied index. Returns the leader's address.
+    /// Waits until every running node sees all members as voters, the same leader, and
+    /// the same applied index. Returns the leader's address.
     pub async fn wait_converged(&self, limit: Duration) -> String {
         let deadline = Instant::now() + limit;
         loop {
@@ -201,6 +201,7 @@ impl TestCluster {
                         v["Leader"] == first["Leader"]
                             && !first["Leader"].as_str().unwrap_or("").is_empty()
                             && v["Peers"].as_array().is_some_and(|p| p.len() == members)
+                            && v["Voters"].as_array().is_some_and(|p| p.len() == members)
                             && v["AppliedIndex"] == first["AppliedIndex"]
                     })
                 })
