@@ -54,8 +54,32 @@ impl Body for StreamBody {
     }
 }
 
-/// Everything the handlers need.
+/// Everything the handlers need: the node's parts (reachable as `api.raft`, … through
+/// `Deref`) and the API's own state.
 pub struct Api {
+    parts: ApiParts,
+    pub started: Instant,
+    /// Session → generation of its newest stream on this node (a newer one supersedes).
+    streams: Mutex<HashMap<u64, u64>>,
+    next_stream: AtomicU64,
+    pub open_streams: AtomicU64,
+    auth_failures: AtomicU64,
+    /// When this node last heard from a leader (raft RPCs), for status.
+    last_contact: Mutex<Option<Instant>>,
+    /// Serialises joins; holds the last node id handed out, so none is given twice.
+    join_lock: tokio::sync::Mutex<NodeId>,
+}
+
+impl std::ops::Deref for Api {
+    type Target = ApiParts;
+
+    fn deref(&self) -> &ApiParts {
+        &self.parts
+    }
+}
+
+/// What [`Api::new`] needs: the node's parts.
+pub struct ApiParts {
     pub id: NodeId,
     pub raft: Raft,
     pub shared: Arc<Shared>,
@@ -65,32 +89,10 @@ pub struct Api {
     pub ready_index: u64,
     /// SHA-256 of the executable, once computed.
     pub exe_hash: Arc<std::sync::OnceLock<String>>,
-    pub started: Instant,
-    /// Session → generation of its newest stream on this node (a newer one supersedes).
-    streams: Mutex<HashMap<u64, u64>>,
-    next_stream: AtomicU64,
-    pub open_streams: AtomicU64,
-    auth_failures: AtomicU64,
-    /// When this node last heard from a leader (raft RPCs), for status.
-    last_contact: Mutex<Option<Instant>>,
     /// HTTPS client for forwarding writes to the leader.
-    client: HttpsClient,
-    /// Serialises joins; holds the last node id handed out, so none is given twice.
-    join_lock: tokio::sync::Mutex<NodeId>,
+    pub client: HttpsClient,
     /// A follower that has not heard from a leader for this long refuses streams, so
     /// clients move to a node that has.
-    pub leader_timeout: Duration,
-}
-
-/// What [`Api::new`] needs.
-pub struct ApiParts {
-    pub id: NodeId,
-    pub raft: Raft,
-    pub shared: Arc<Shared>,
-    pub password: String,
-    pub ready_index: u64,
-    pub exe_hash: Arc<std::sync::OnceLock<String>>,
-    pub client: HttpsClient,
     pub leader_timeout: Duration,
 }
 
@@ -99,31 +101,14 @@ const FORWARDED: &str = "X-Unsplit-Forwarded";
 
 impl Api {
     pub fn new(parts: ApiParts) -> Api {
-        let ApiParts {
-            id,
-            raft,
-            shared,
-            password,
-            ready_index,
-            exe_hash,
-            client,
-            leader_timeout,
-        } = parts;
         Api {
-            id,
-            raft,
-            shared,
-            password,
-            ready_index,
-            exe_hash,
+            parts,
             started: Instant::now(),
             streams: Mutex::new(HashMap::new()),
             next_stream: AtomicU64::new(1),
             open_streams: AtomicU64::new(0),
             auth_failures: AtomicU64::new(0),
             last_contact: Mutex::new(None),
-            client,
-            leader_timeout,
             join_lock: tokio::sync::Mutex::new(0),
         }
     }
