@@ -371,17 +371,9 @@ impl Api {
         session: u64,
         req: http::Request<Incoming>,
     ) -> http::Response<ApiBody> {
-        let body = match Limited::new(req.into_body(), protocol::MAX_POST_BODY)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    format!("request body larger than {} bytes", protocol::MAX_POST_BODY),
-                );
-            }
+        let body = match read_body(req.into_body(), protocol::MAX_POST_BODY).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         let msg: PostMessage = match serde_json::from_slice(&body) {
             Ok(m) => m,
@@ -412,12 +404,9 @@ impl Api {
         session: u64,
         req: http::Request<Incoming>,
     ) -> http::Response<ApiBody> {
-        let body = match Limited::new(req.into_body(), protocol::MAX_POST_BODY)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return text(StatusCode::BAD_REQUEST, "request body too large"),
+        let body = match read_body(req.into_body(), protocol::MAX_POST_BODY).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         let quit: DeleteSession = if body.iter().all(u8::is_ascii_whitespace) {
             DeleteSession::default()
@@ -863,9 +852,9 @@ impl Api {
             #[serde(rename = "Addr")]
             addr: String,
         }
-        let body = match Limited::new(req.into_body(), 4096).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return text(StatusCode::BAD_REQUEST, "request body too large"),
+        let body = match read_body(req.into_body(), 4096).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         let part: Part = match serde_json::from_slice(&body) {
             Ok(p) => p,
@@ -1011,9 +1000,9 @@ impl Api {
             .map(|p| p.as_str().to_owned())
             .unwrap_or_default();
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, 1 << 20).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return text(StatusCode::BAD_REQUEST, "request body too large"),
+        let body = match read_body(body, 1 << 20).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         let mut leader = leader.to_owned();
         // One retry: when the leader we knew is gone, hold the request until the network
@@ -1127,9 +1116,9 @@ impl Api {
             #[serde(rename = "Addr")]
             addr: String,
         }
-        let body = match Limited::new(req.into_body(), 4096).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return text(StatusCode::BAD_REQUEST, "request body too large"),
+        let body = match read_body(req.into_body(), 4096).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         let join: Join = match serde_json::from_slice(&body) {
             Ok(j) => j,
@@ -1234,9 +1223,9 @@ impl Api {
     }
 
     async fn raft_rpc(&self, req: http::Request<Incoming>, path: &str) -> http::Response<ApiBody> {
-        let body = match Limited::new(req.into_body(), 512 << 20).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("reading body: {e}")),
+        let body = match read_body(req.into_body(), 512 << 20).await {
+            Ok(b) => b,
+            Err(r) => return r,
         };
         if path != "/raft/vote" {
             *self.last_contact.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
@@ -1257,6 +1246,19 @@ impl Api {
                 Err(e) => bad(e),
             },
         }
+    }
+}
+
+/// Reads a whole request body of at most `limit` bytes; a larger one is answered with
+/// `400 request body larger than <limit> bytes`.
+#[allow(clippy::result_large_err)]
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, http::Response<ApiBody>> {
+    match Limited::new(body, limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(text(
+            StatusCode::BAD_REQUEST,
+            format!("request body larger than {limit} bytes"),
+        )),
     }
 }
 
