@@ -51,19 +51,44 @@ fn main() {
         })
         .unwrap_or_else(|| workspace.join("target"))
         .join("guest");
+    std::fs::write(&out, build_component(&workspace, &target_dir, None)).expect("write component");
+    // Misbehaving test fixtures (statemachine/src/fixtures.rs), each in its own target
+    // directory so that switching features does not rebuild the others.
+    if std::env::var_os("CARGO_FEATURE_FIXTURES").is_some() {
+        let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+        for fixture in FIXTURES {
+            let dir = target_dir.with_file_name(format!("guest-{fixture}"));
+            let bytes = build_component(&workspace, &dir, Some(fixture));
+            std::fs::write(out_dir.join(format!("{fixture}.wasm")), bytes).expect("write fixture");
+        }
+    }
+}
+
+const FIXTURES: [&str; 4] = [
+    "fixture-reply",
+    "fixture-panic",
+    "fixture-loop",
+    "fixture-alloc",
+];
+
+/// Builds the guest (with one fixture feature, or none) and wraps it into a component.
+fn build_component(workspace: &Path, target_dir: &Path, feature: Option<&str>) -> Vec<u8> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .current_dir(&workspace)
-        .args([
-            "build",
-            "-p",
-            "unsplit-irc-guest",
-            "--target",
-            TARGET,
-            "--profile",
-            "guest",
-        ])
-        .env("CARGO_TARGET_DIR", &target_dir)
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace).args([
+        "build",
+        "-p",
+        "unsplit-irc-guest",
+        "--target",
+        TARGET,
+        "--profile",
+        "guest",
+    ]);
+    if let Some(feature) = feature {
+        cmd.args(["--features", feature]);
+    }
+    let status = cmd
+        .env("CARGO_TARGET_DIR", target_dir)
         // The outer build's flags and wrappers (clippy, coverage) are for the host target.
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -81,11 +106,10 @@ fn main() {
         .join("unsplit_irc_guest.wasm");
     let core =
         std::fs::read(&core_path).unwrap_or_else(|e| panic!("read {}: {e}", core_path.display()));
-    let component = wit_component::ComponentEncoder::default()
+    wit_component::ComponentEncoder::default()
         .module(&core)
         .and_then(|enc| enc.validate(true).encode())
-        .unwrap_or_else(|e| panic!("wrapping {} into a component: {e:#}", core_path.display()));
-    std::fs::write(&out, component).expect("write component");
+        .unwrap_or_else(|e| panic!("wrapping {} into a component: {e:#}", core_path.display()))
 }
 
 /// Adds the wasm target with rustup when the toolchain does not have it yet.

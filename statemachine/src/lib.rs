@@ -15,6 +15,7 @@
 mod casemap;
 mod commands;
 mod config;
+mod fixtures;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod message;
@@ -30,8 +31,19 @@ pub use server::{RestoreError, Server};
 
 /// The module's name as reported through the WIT `info` export.
 pub const MODULE_NAME: &str = "unsplit-irc";
-/// The module's semantic version (the crate version).
-pub const MODULE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The module's semantic version (the crate version; test fixtures add `+fixture-…`, so
+/// hosts can tell the modules apart).
+pub const MODULE_VERSION: &str = if cfg!(feature = "fixture-reply") {
+    concat!(env!("CARGO_PKG_VERSION"), "+fixture-reply")
+} else if cfg!(feature = "fixture-panic") {
+    concat!(env!("CARGO_PKG_VERSION"), "+fixture-panic")
+} else if cfg!(feature = "fixture-loop") {
+    concat!(env!("CARGO_PKG_VERSION"), "+fixture-loop")
+} else if cfg!(feature = "fixture-alloc") {
+    concat!(env!("CARGO_PKG_VERSION"), "+fixture-alloc")
+} else {
+    env!("CARGO_PKG_VERSION")
+};
 /// The snapshot format [`Server::snapshot`] writes and [`Server::restore`] reads.
 pub const SNAPSHOT_FORMAT: u32 = 1;
 

@@ -139,6 +139,7 @@ fn line(state: &mut State, out: &mut Output, id: SessionId, raw: &[u8]) {
             return;
         }
     };
+    crate::fixtures::misbehave(text);
     if let Some(msg) = message::parse(text) {
         commands::dispatch(&mut ctx, &msg);
     }

@@ -15,7 +15,14 @@ pub(crate) fn handle(ctx: &mut Ctx, _msg: &Message) {
     let version = version_string();
     ctx.numeric(
         RPL_VERSION,
-        &format!("{version} {server} :unsplit, an IRC network that never splits"),
+        &format!(
+            "{version} {server} :unsplit, an IRC network that never splits{}",
+            if cfg!(feature = "fixture-reply") {
+                " (changed by the fixture)"
+            } else {
+                ""
+            }
+        ),
     );
     send_isupport(ctx);
 }

@@ -1,0 +1,28 @@
+//! Test fixtures: module versions built from this same logic with a cargo feature, for
+//! the host's crash-isolation, hot-swap and canary tests. None is in a normal build.
+//!
+//! - `fixture-reply`: the VERSION reply reads differently (and the module version says
+//!   so); everything else is identical.
+//! - `fixture-panic`: the line `FIXTURE PANIC` panics (a wasm trap).
+//! - `fixture-loop`: the line `FIXTURE LOOP` never returns (runs out of fuel).
+//! - `fixture-alloc`: the line `FIXTURE ALLOC` allocates without bound (out of memory).
+
+/// Runs a fixture's misbehaviour when `line` is its magic line.
+pub(crate) fn misbehave(line: &str) {
+    if cfg!(feature = "fixture-panic") && line == "FIXTURE PANIC" {
+        panic!("fixture-panic: the magic line");
+    }
+    if cfg!(feature = "fixture-loop") && line == "FIXTURE LOOP" {
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    }
+    if cfg!(feature = "fixture-alloc") && line == "FIXTURE ALLOC" {
+        let mut hoard: Vec<Vec<u8>> = Vec::new();
+        loop {
+            hoard.push(vec![1u8; 1 << 20]);
+            std::hint::black_box(&hoard);
+        }
+    }
+}
