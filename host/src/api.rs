@@ -847,18 +847,9 @@ impl Api {
     /// network, refused when the remaining voters could not keep a quorum (a majority of
     /// them must answer right now).
     async fn part(&self, req: http::Request<Incoming>) -> http::Response<ApiBody> {
-        #[derive(serde::Deserialize)]
-        struct Part {
-            #[serde(rename = "Addr")]
-            addr: String,
-        }
-        let body = match read_body(req.into_body(), 4096).await {
-            Ok(b) => b,
+        let addr = match read_addr(req).await {
+            Ok(addr) => addr,
             Err(r) => return r,
-        };
-        let part: Part = match serde_json::from_slice(&body) {
-            Ok(p) => p,
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
         };
         let membership = self
             .raft
@@ -869,12 +860,12 @@ impl Api {
             .clone();
         let Some(id) = membership
             .nodes()
-            .find(|(_, n)| n.addr == part.addr)
+            .find(|(_, n)| n.addr == addr)
             .map(|(id, _)| *id)
         else {
             return text(
                 StatusCode::NOT_FOUND,
-                format!("{} is not a member of this network", part.addr),
+                format!("{} is not a member of this network", addr),
             );
         };
         let remaining: Vec<(NodeId, String)> = membership
@@ -907,7 +898,7 @@ impl Api {
             let remove =
                 openraft::ChangeMembers::RemoveVoters(std::collections::BTreeSet::from([id]));
             match self.raft.change_membership(remove, false).await {
-                Ok(_) => return text(StatusCode::OK, format!("removed node {id} ({})", part.addr)),
+                Ok(_) => return text(StatusCode::OK, format!("removed node {id} ({})", addr)),
                 Err(e)
                     if e.to_string().contains("undergoing a configuration change")
                         && Instant::now() < deadline =>
@@ -917,7 +908,7 @@ impl Api {
                 Err(e) => {
                     return text(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("removing {}: {e}", part.addr),
+                        format!("removing {}: {e}", addr),
                     );
                 }
             }
@@ -1111,22 +1102,10 @@ impl Api {
     /// `POST /join {"Addr": "host:port"}` on the leader: the node becomes a learner with
     /// the next free id, and a voter once it has caught up. Idempotent per address.
     async fn join(self: Arc<Self>, req: http::Request<Incoming>) -> http::Response<ApiBody> {
-        #[derive(serde::Deserialize)]
-        struct Join {
-            #[serde(rename = "Addr")]
-            addr: String,
-        }
-        let body = match read_body(req.into_body(), 4096).await {
-            Ok(b) => b,
+        let addr = match read_addr(req).await {
+            Ok(addr) => addr,
             Err(r) => return r,
         };
-        let join: Join = match serde_json::from_slice(&body) {
-            Ok(j) => j,
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
-        };
-        if join.addr.is_empty() || !join.addr.contains(':') {
-            return text(StatusCode::BAD_REQUEST, "Addr must be host:port");
-        }
         // Only an established leader hands out ids: before it has committed its own
         // membership, every id would look free.
         let mut last_id = self.join_lock.lock().await;
@@ -1140,7 +1119,7 @@ impl Api {
         }
         let existing = membership
             .nodes()
-            .find(|(_, n)| n.addr == join.addr)
+            .find(|(_, n)| n.addr == addr)
             .map(|(id, _)| *id);
         let id = match existing {
             Some(id) => id,
@@ -1148,13 +1127,11 @@ impl Api {
                 let highest = membership.nodes().map(|(id, _)| *id).max().unwrap_or(0);
                 let id = highest.max(*last_id) + 1;
                 *last_id = id;
-                let node = openraft::BasicNode {
-                    addr: join.addr.clone(),
-                };
+                let node = openraft::BasicNode { addr: addr.clone() };
                 if let Err(e) = self.raft.add_learner(id, node, false).await {
                     return text(
                         StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("adding {}: {e}", join.addr),
+                        format!("adding {}: {e}", addr),
                     );
                 }
                 id
@@ -1260,6 +1237,25 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, http::Response
             format!("request body larger than {limit} bytes"),
         )),
     }
+}
+
+/// The `{"Addr": "host:port"}` body of `/join` and `/part`.
+#[derive(serde::Deserialize)]
+struct AddrBody {
+    #[serde(rename = "Addr")]
+    addr: String,
+}
+
+/// Reads and checks an [`AddrBody`]; errors are answered with 400.
+#[allow(clippy::result_large_err)]
+async fn read_addr(req: http::Request<Incoming>) -> Result<String, http::Response<ApiBody>> {
+    let body = read_body(req.into_body(), 4096).await?;
+    let parsed: AddrBody = serde_json::from_slice(&body)
+        .map_err(|e| text(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")))?;
+    if parsed.addr.is_empty() || !parsed.addr.contains(':') {
+        return Err(text(StatusCode::BAD_REQUEST, "Addr must be host:port"));
+    }
+    Ok(parsed.addr)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -170,17 +170,7 @@ impl Bridge {
         tls: Option<tokio_rustls::TlsAcceptor>,
     ) {
         let mut stop = self.shutdown.subscribe();
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = stopped(&mut stop) => return,
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        accept_error(&e).await;
-                        continue;
-                    }
-                },
-            };
+        while let Some((tcp, peer)) = next_connection(&listener, &mut stop).await {
             let guard = self.track();
             let bridge = self.clone();
             let network = network.clone();
@@ -212,17 +202,7 @@ impl Bridge {
     /// Serves SOCKS5 clients on `listener` until [`Bridge::shutdown`].
     pub async fn serve_socks(self: Arc<Self>, listener: TcpListener) {
         let mut stop = self.shutdown.subscribe();
-        loop {
-            let (tcp, peer) = tokio::select! {
-                _ = stopped(&mut stop) => return,
-                r = listener.accept() => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        accept_error(&e).await;
-                        continue;
-                    }
-                },
-            };
+        while let Some((tcp, peer)) = next_connection(&listener, &mut stop).await {
             let guard = self.track();
             let bridge = self.clone();
             tokio::spawn(async move {
@@ -303,10 +283,24 @@ impl Bridge {
     }
 }
 
-async fn accept_error(e: &std::io::Error) {
-    // E.g. out of file descriptors: do not spin.
-    tracing::warn!(error = %e, "accept failed");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+/// The next accepted connection, or `None` once the bridge shuts down. Accept errors
+/// (e.g. out of file descriptors) are logged and retried after a pause, not spun on.
+async fn next_connection(
+    listener: &TcpListener,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            _ = stopped(stop) => return None,
+            r = listener.accept() => match r {
+                Ok(x) => return Some(x),
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+        }
+    }
 }
 
 /// A TLS acceptor (ring provider) from PEM certificate chain and key files.

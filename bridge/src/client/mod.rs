@@ -627,6 +627,15 @@ impl Session {
         &self.inner.network
     }
 
+    /// The not yet started GetMessages task, if it is still here.
+    fn take_start(&self) -> Option<stream::Task> {
+        self.inner
+            .start
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
     /// Starts GetMessages and returns its events. Only once per session.
     pub fn messages(&self) -> Result<Messages, Error> {
         let rx = self
@@ -636,13 +645,7 @@ impl Session {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .ok_or(Error::MessagesTaken)?;
-        if let Some(task) = self
-            .inner
-            .start
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
+        if let Some(task) = self.take_start() {
             tokio::spawn(task.run());
         }
         Ok(Messages::new(rx))
@@ -700,15 +703,8 @@ impl Session {
             .await;
         // Whatever the outcome, the session is over from our side.
         self.inner.lifecycle.send_replace(Lifecycle::Deleted);
-        if let Some(task) = self
-            .inner
-            .start
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            drop(task);
-        }
+        // The stream was never started: it never will be.
+        drop(self.take_start());
         result
     }
 
