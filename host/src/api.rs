@@ -1196,7 +1196,25 @@ impl Api {
         if let Err(e) = self.raft.trigger().purge_log(applied).await {
             return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
         }
-        text(StatusCode::OK, format!("snapshot at index {applied}"))
+        // The purge runs asynchronously: answer once it is done (bounded; openraft keeps
+        // entries a lagging follower still needs, so it may stop short).
+        let _ = self
+            .raft
+            .wait(Some(Duration::from_secs(5)))
+            .metrics(|m| m.purged.is_some_and(|p| p.index >= applied), "purge")
+            .await;
+        let purged = self
+            .raft
+            .metrics()
+            .borrow()
+            .purged
+            .map(|p| p.index)
+            .unwrap_or(0);
+        let mut answer = format!("snapshot at index {applied}, log purged up to {purged}");
+        if purged < applied {
+            answer.push_str(" (the rest is still needed by a follower)");
+        }
+        text(StatusCode::OK, answer)
     }
 
     async fn raft_rpc(&self, req: http::Request<Incoming>, path: &str) -> http::Response<ApiBody> {
