@@ -94,6 +94,11 @@ pub struct ApiParts {
     /// A follower that has not heard from a leader for this long refuses streams, so
     /// clients move to a node that has.
     pub leader_timeout: Duration,
+    /// Compiled logic modules (uploads are checked with it before they are proposed).
+    pub cache: Arc<crate::modules::ModuleCache>,
+    /// The snapshot file and the raft log, read for the canary (`GET /snapshot`, `/log`).
+    pub snapshots: crate::snapshot::SnapshotStore,
+    pub log: unsplit_logstore::LogStore<crate::raft::TypeConfig>,
 }
 
 /// Marks a request one node forwarded to the leader (never forwarded twice).
@@ -121,7 +126,11 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> http::Response<ApiBody> {
+pub(crate) fn full(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> http::Response<ApiBody> {
     let mut r = http::Response::new(Either::Left(Full::new(body.into())));
     *r.status_mut() = status;
     if let Ok(v) = HeaderValue::from_str(content_type) {
@@ -130,13 +139,13 @@ fn full(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> http:
     r
 }
 
-fn text(status: StatusCode, body: impl Into<String>) -> http::Response<ApiBody> {
+pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> http::Response<ApiBody> {
     let mut body = body.into();
     body.push('\n');
     full(status, "text/plain; charset=utf-8", body)
 }
 
-fn json(value: &impl serde::Serialize) -> http::Response<ApiBody> {
+pub(crate) fn json(value: &impl serde::Serialize) -> http::Response<ApiBody> {
     match serde_json::to_vec(value) {
         Ok(v) => full(StatusCode::OK, "application/json", v),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding: {e}")),
@@ -155,7 +164,7 @@ pub enum ProposeError {
 }
 
 impl ProposeError {
-    fn response(&self) -> http::Response<ApiBody> {
+    pub(crate) fn response(&self) -> http::Response<ApiBody> {
         match self {
             ProposeError::NotLeader(_) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -223,6 +232,18 @@ impl Api {
                 Some(leader) => self.forward(&leader, req).await,
                 None => self.join(req).await,
             },
+            (Method::POST, "/module" | "/module/activate") => match self.leader_elsewhere() {
+                Some(leader) => self.forward(&leader, req).await,
+                None if path == "/module" => self.upload_module(req).await,
+                None => self.activate_module(req).await,
+            },
+            (Method::GET, "/modules") => self.list_modules(),
+            (Method::GET, "/rejected") => self.rejected(),
+            (Method::GET, "/shadow") => json(&*self.shared.shadow_status()),
+            (Method::POST, "/shadow") => self.steer_shadow(req).await,
+            (Method::GET, "/snapshot") => self.download_snapshot().await,
+            (Method::GET, "/log") => self.download_log(req.uri().query().unwrap_or("")).await,
+            (Method::GET, p) if p.starts_with("/module/") => self.download_module(&p[8..]),
             _ => text(StatusCode::NOT_FOUND, "not found"),
         }
     }
@@ -653,6 +674,7 @@ impl Api {
                 .collect::<Vec<_>>(),
             "SnapshotIndex": m.snapshot.map(|l| l.index).unwrap_or(0),
             "PurgedIndex": m.purged.map(|l| l.index).unwrap_or(0),
+            "ActiveModule": self.shared.read().modules.active(),
         });
         let wants_json = headers
             .get(header::ACCEPT)
@@ -673,7 +695,11 @@ impl Api {
              <tr><th>sessions</th><td>{sessions}</td></tr><tr><th>open GetMessages streams</th><td>{streams}</td></tr>\
              <tr><th>output window</th><td>{lines} lines in {batches} entries</td></tr>\
              <tr><th>rejected entries</th><td>{rejected}</td></tr><tr><th>config revision</th><td>{revision}</td></tr>\
-             <tr><th>executable</th><td>{exe}</td></tr><tr><th>up</th><td>{up} s</td></tr></table></body></html>",
+             <tr><th>logic module</th><td>{module}</td></tr><tr><th>shadow</th><td>{shadow}</td></tr>\
+             <tr><th>executable</th><td>{exe}</td></tr><tr><th>up</th><td>{up} s</td></tr></table>\
+             <h2>Rejected entries (newest {kept} of {rejected})</h2>\
+             <table><tr><th>index</th><th>session</th><th>trap</th><th>input</th><th>module</th></tr>{rejected_rows}</table>\
+             </body></html>",
             network = html_escape(&config.network),
             id = self.id,
             state = m.state,
@@ -692,6 +718,45 @@ impl Api {
                 .map(String::as_str)
                 .unwrap_or("(computing)"),
             up = self.started.elapsed().as_secs(),
+            module = match st.modules.active() {
+                Some(a) => format!(
+                    "{} <code>{}</code> since index {}",
+                    html_escape(&a.version),
+                    &a.hash[..16],
+                    a.index
+                ),
+                None => "built-in (nothing activated yet)".into(),
+            },
+            shadow = {
+                let sh = self.shared.shadow_status();
+                match (&sh.hash, &sh.error) {
+                    (Some(h), _) => format!(
+                        "{} <code>{}</code> since index {}: {} compared, {} divergent, {} traps",
+                        html_escape(&sh.version),
+                        &h[..16],
+                        sh.since_index,
+                        sh.compared,
+                        sh.divergences,
+                        sh.traps
+                    ),
+                    (None, Some(e)) => format!("failed to start: {}", html_escape(e)),
+                    (None, None) => "none".into(),
+                }
+            },
+            kept = st.rejected_log.len(),
+            rejected_rows = st
+                .rejected_log
+                .iter()
+                .rev()
+                .map(|r| format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                    r.index,
+                    r.session,
+                    html_escape(&r.reason),
+                    html_escape(&r.input),
+                    r.module.get(..16).unwrap_or(&r.module)
+                ))
+                .collect::<String>(),
         );
         full(StatusCode::OK, "text/html; charset=utf-8", html)
     }
@@ -701,9 +766,16 @@ impl Api {
         let st = self.shared.read();
         let c = &self.shared.counters;
         let mut out = String::new();
+        // `value` is the sample's value, or whole labelled sample lines (starting with
+        // the metric's name).
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let samples = if value.starts_with(name) {
+                value
+            } else {
+                format!("{name} {value}")
+            };
             out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{samples}\n"
             ));
         };
         metric(
@@ -772,6 +844,81 @@ impl Api {
             "Time spent in the IRC logic.",
             format!("{:.6}", c.apply_nanos.load(Ordering::Relaxed) as f64 / 1e9),
         );
+        let by_kind = ["panic", "out_of_fuel", "out_of_memory"]
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| {
+                format!(
+                    "unsplit_rejected_entries_by_kind_total{{kind=\"{kind}\"}} {}",
+                    c.rejected_by_kind[i].load(Ordering::Relaxed)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        metric(
+            "unsplit_rejected_entries_by_kind_total",
+            "counter",
+            "Entries rejected since start, by trap kind.",
+            by_kind,
+        );
+        metric(
+            "unsplit_rejected_entries_replicated",
+            "gauge",
+            "Entries rejected since the network began (replicated state).",
+            st.rejected.to_string(),
+        );
+        metric(
+            "unsplit_module_swaps_total",
+            "counter",
+            "Switches of the active logic module applied by this node (since start).",
+            c.swaps.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "unsplit_module_last_swap_seconds",
+            "gauge",
+            "How long the last module switch paused the apply loop.",
+            format!(
+                "{:.6}",
+                c.last_swap_micros.load(Ordering::Relaxed) as f64 / 1e6
+            ),
+        );
+        metric(
+            "unsplit_module_active_index",
+            "gauge",
+            "Log index from which the active module runs (0: built-in).",
+            st.modules
+                .active()
+                .map(|a| a.index)
+                .unwrap_or(0)
+                .to_string(),
+        );
+        {
+            let sh = self.shared.shadow_status();
+            metric(
+                "unsplit_shadow_active",
+                "gauge",
+                "1 when this node runs a shadow module.",
+                u8::from(sh.hash.is_some()).to_string(),
+            );
+            metric(
+                "unsplit_shadow_compared_total",
+                "counter",
+                "Entries the shadow module applied beside the active one.",
+                sh.compared.to_string(),
+            );
+            metric(
+                "unsplit_shadow_divergences_total",
+                "counter",
+                "Entries where the shadow's outcome differed from the active module's.",
+                sh.divergences.to_string(),
+            );
+            metric(
+                "unsplit_shadow_traps_total",
+                "counter",
+                "Entries the shadow module trapped on.",
+                sh.traps.to_string(),
+            );
+        }
         metric(
             "unsplit_wasm_fuel_total",
             "counter",
@@ -953,7 +1100,7 @@ impl Api {
     }
 
     /// The leader's address when another node leads (writes go there).
-    fn leader_elsewhere(&self) -> Option<String> {
+    pub(crate) fn leader_elsewhere(&self) -> Option<String> {
         let m = self.raft.metrics().borrow().clone();
         let leader = m.current_leader.filter(|&l| l != self.id)?;
         m.membership_config
@@ -978,7 +1125,11 @@ impl Api {
 
     /// Proxies a request to the leader and returns its answer with
     /// `Content-Location: //<leader><path>` (RobustIRC's convention).
-    async fn forward(&self, leader: &str, req: http::Request<Incoming>) -> http::Response<ApiBody> {
+    pub(crate) async fn forward(
+        &self,
+        leader: &str,
+        req: http::Request<Incoming>,
+    ) -> http::Response<ApiBody> {
         if req.headers().contains_key(FORWARDED) {
             return text(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -991,7 +1142,12 @@ impl Api {
             .map(|p| p.as_str().to_owned())
             .unwrap_or_default();
         let (parts, body) = req.into_parts();
-        let body = match read_body(body, 1 << 20).await {
+        let limit = if path.starts_with("/module") {
+            crate::modules::MAX_MODULE_BYTES
+        } else {
+            1 << 20
+        };
+        let body = match read_body(body, limit).await {
             Ok(b) => b,
             Err(r) => return r,
         };
@@ -1247,7 +1403,10 @@ impl Api {
 /// Reads a whole request body of at most `limit` bytes; a larger one is answered with
 /// `400 request body larger than <limit> bytes`.
 #[allow(clippy::result_large_err)]
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, http::Response<ApiBody>> {
+pub(crate) async fn read_body(
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, http::Response<ApiBody>> {
     match Limited::new(body, limit).collect().await {
         Ok(b) => Ok(b.to_bytes()),
         Err(_) => Err(text(
@@ -1280,7 +1439,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn html_escape(s: &str) -> String {
+pub fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -20,6 +20,9 @@ pub enum LogicError {
     /// The entry trapped and was rejected; the state is as if it had never come.
     #[error("rejected: the IRC logic trapped ({kind:?}: {message})")]
     Rejected { kind: TrapKind, message: String },
+    /// A module could not take over the state (restore refused it or trapped).
+    #[error("the module refused the state: {0}")]
+    Refused(String),
     /// The runtime itself failed (not an outcome of the entry): the node cannot go on.
     #[error("the IRC logic runtime failed: {0}")]
     Fatal(String),
@@ -70,10 +73,12 @@ impl Logic {
         state: &[u8],
     ) -> Result<Logic, LogicError> {
         let mut instance = LogicInstance::new(module.clone(), limits).map_err(fatal)?;
-        instance
-            .restore(state)
-            .map_err(fatal)?
-            .map_err(|e| LogicError::Fatal(format!("the logic refused the snapshot: {e}")))?;
+        match instance.restore(state) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(LogicError::Refused(e)),
+            Err(e @ RuntimeError::Trap { .. }) => return Err(LogicError::Refused(e.to_string())),
+            Err(e) => return Err(fatal(e)),
+        }
         Ok(Logic {
             module,
             limits,
@@ -86,6 +91,27 @@ impl Logic {
 
     pub fn module(&self) -> &Arc<LogicModule> {
         &self.module
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// New limits from the next entry on (a configuration change).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.instance.set_limits(limits);
+    }
+
+    /// The same state in another module: snapshot from this one, restore into `module`.
+    /// On `Err` this logic is unchanged and stays usable.
+    pub fn switch_to(&mut self, module: Arc<LogicModule>) -> Result<(), LogicError> {
+        let state = self.snapshot()?;
+        let next = Logic::from_snapshot(module, self.limits, &state)?;
+        let traps = self.traps;
+        *self = next;
+        self.traps = traps;
+        Ok(())
     }
 
     /// Fuel the last call used.

@@ -35,6 +35,16 @@ enum Command {
         /// The node to remove, host:port.
         addr: String,
     },
+    /// Upload, activate, roll back and inspect the IRC logic modules of a network.
+    Module {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(subcommand)]
+        action: ModuleAction,
+    },
+    /// Replay recorded inputs through two module versions and report every input whose
+    /// output differs (exit status 1 on divergence, 2 on error). Never writes to a network.
+    Canary(CanaryArgs),
     /// Restart every node in turn while the network keeps serving (needs a supervisor
     /// that starts a node again after it quits).
     Rollingrestart {
@@ -46,11 +56,61 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ModuleAction {
+    /// Commit a logic component through raft (every node stores, checks and compiles it).
+    Upload {
+        /// The component (.wasm); `builtin` uploads the one built into this binary.
+        file: PathBuf,
+    },
+    /// Switch every node to an uploaded module at one log index.
+    Activate {
+        /// Hash, unique hash prefix (8+ digits), version, or `previous`.
+        module: String,
+    },
+    /// Activate the module that was active before the current one.
+    Rollback,
+    /// Uploaded modules, the active one and since which index.
+    List,
+    /// Entries the logic trapped on (panic, out of fuel, out of memory).
+    Rejected,
+    /// Run a module as a shadow beside the active one on one node and count divergences
+    /// (`off` stops it); without a module, show the shadow's counters.
+    Shadow {
+        /// The node (host:port) that runs the shadow.
+        #[arg(long)]
+        node: String,
+        module: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct CanaryArgs {
+    /// The reference version: a .wasm file, `builtin`, or a module of the recording
+    /// (hash, hash prefix, version, `active`, `previous`).
+    #[arg(long)]
+    old: String,
+    /// The candidate version (same forms as --old).
+    #[arg(long)]
+    new: String,
+    /// Replay a node's data directory (the node must be stopped, or copy the directory).
+    #[arg(long, conflicts_with_all = ["network", "localnet"])]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Write a self-contained HTML report here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Divergences shown in the text summary.
+    #[arg(long, default_value_t = 20)]
+    show: usize,
+}
+
 /// Which network an operator tool talks to.
 #[derive(clap::Args)]
 struct TargetArgs {
     /// Nodes of the network, host:port[,host:port…].
-    #[arg(long, required_unless_present = "localnet")]
+    #[arg(long, required_unless_present_any = ["localnet", "data_dir"])]
     network: Option<String>,
     /// The network password (user robustirc).
     #[arg(long, env = "UNSPLIT_NETWORK_PASSWORD", hide_env_values = true)]
@@ -243,6 +303,15 @@ fn main() -> anyhow::Result<()> {
             println!("{}", ops.removepeer(&addr).await?);
             Ok(())
         }),
+        Command::Module { target, action } => runtime.block_on(module(target, action)),
+        Command::Canary(args) => match runtime.block_on(canary(args)) {
+            Ok(true) => Ok(()),
+            Ok(false) => std::process::exit(1),
+            Err(e) => {
+                eprintln!("unsplit canary: {e:#}");
+                std::process::exit(2);
+            }
+        },
         Command::Rollingrestart { target, timeout } => runtime.block_on(async {
             let ops = unsplit_host::ops::Ops::new(target.target()?)?;
             ops.rolling_restart(Duration::from_secs(timeout), |line| println!("{line}"))
@@ -413,4 +482,104 @@ fn robustness(args: RobustnessArgs, runtime: &tokio::runtime::Runtime) -> anyhow
             anyhow::bail!("the robustness run failed; reproduce its schedule with --seed {seed}")
         }
     }
+}
+
+async fn module(target: TargetArgs, action: ModuleAction) -> anyhow::Result<()> {
+    use unsplit_host::moduleops::{render_modules, render_rejected};
+    let ops = unsplit_host::ops::Ops::new(target.target()?)?;
+    match action {
+        ModuleAction::Upload { file } => {
+            let bytes = if file.as_os_str() == "builtin" {
+                unsplit_irc_component::IRC_COMPONENT.to_vec()
+            } else {
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let v = ops.upload_module(bytes).await?;
+            println!(
+                "uploaded {} {} ({} bytes)\nhash {}\nactivate it with: unsplit module activate {}",
+                v["Name"].as_str().unwrap_or(""),
+                v["Version"].as_str().unwrap_or(""),
+                v["Size"],
+                v["Hash"].as_str().unwrap_or(""),
+                v["Hash"].as_str().unwrap_or("").get(..12).unwrap_or("")
+            );
+        }
+        ModuleAction::Activate { module } => activated(&ops.activate_module(&module).await?),
+        ModuleAction::Rollback => activated(&ops.activate_module("previous").await?),
+        ModuleAction::List => print!("{}", render_modules(&ops.get_json("/modules").await?)),
+        ModuleAction::Rejected => print!("{}", render_rejected(&ops.get_json("/rejected").await?)),
+        ModuleAction::Shadow { node, module } => match module {
+            Some(m) => println!("{}", ops.shadow(&node, &m).await?),
+            None => println!(
+                "{}",
+                serde_json::to_string_pretty(&ops.shadow_status(&node).await?)?
+            ),
+        },
+    }
+    Ok(())
+}
+
+fn activated(v: &serde_json::Value) {
+    println!(
+        "module {} ({}) is active from log index {} on every node",
+        v["Hash"].as_str().unwrap_or(""),
+        v["Version"].as_str().unwrap_or(""),
+        v["Index"]
+    );
+}
+
+/// Runs the canary; `Ok(true)` when the versions agree on every input.
+async fn canary(args: CanaryArgs) -> anyhow::Result<bool> {
+    use std::io::{IsTerminal, Write};
+    use unsplit_host::canary::{self, Recording};
+    let recording = match &args.data_dir {
+        Some(dir) => Recording::from_data_dir(dir).await?,
+        None => {
+            let ops = unsplit_host::ops::Ops::new(args.target.target()?)?;
+            ops.recording(&mut |line| eprintln!("{line}")).await?
+        }
+    };
+    eprintln!(
+        "recording: {} entries after index {}",
+        recording.entries.len(),
+        recording.start_index
+    );
+    let engine = unsplit_host::runtime::engine()?;
+    let load = |what: &str| -> anyhow::Result<_> {
+        let (bytes, label) = canary::resolve_module(what, &recording)?;
+        let module = unsplit_host::runtime::LogicModule::new(&engine, &bytes.0)
+            .with_context(|| format!("module {what}"))?;
+        let version = module.info().map(|i| i.version).unwrap_or_default();
+        Ok((module, format!("{label} ({version})")))
+    };
+    let old = load(&args.old)?;
+    let new = load(&args.new)?;
+    let terminal = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let mut last_line = std::time::Instant::now();
+    let mut progress = |done: u64, total: u64| {
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
+        if terminal {
+            let bar = "#".repeat((pct / 4) as usize);
+            eprint!("\r[{bar:<25}] {pct:>3}% {done}/{total} inputs");
+            let _ = std::io::stderr().flush();
+            if done == total {
+                eprintln!();
+            }
+        } else if started.elapsed().as_secs() >= 2 && last_line.elapsed().as_secs() >= 5
+            || (done == total && started.elapsed().as_secs() >= 2)
+        {
+            last_line = std::time::Instant::now();
+            eprintln!("replayed {done}/{total} inputs ({pct}%)");
+        }
+    };
+    let report =
+        tokio::task::block_in_place(|| canary::replay(&recording, old, new, &mut progress))?;
+    print!("{}", report.summary(args.show));
+    if let Some(path) = &args.html {
+        std::fs::write(path, report.html())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("HTML report: {}", path.display());
+    }
+    Ok(report.divergent == 0)
 }

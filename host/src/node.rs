@@ -21,10 +21,11 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::api::{Api, ApiParts};
+use crate::modules::{ModuleBytes, ModuleCache};
 use crate::netconfig::NetConfig;
 use crate::network::{Network, https_client};
 use crate::raft::{NodeId, Op, Raft, TypeConfig};
-use crate::runtime::{self, Limits, LogicModule};
+use crate::runtime::{self, LogicModule};
 use crate::sm::StateMachine;
 use crate::snapshot::SnapshotStore;
 use crate::tls;
@@ -194,6 +195,7 @@ impl Node {
 
         let engine = runtime::engine()?;
         let module = LogicModule::new(&engine, unsplit_irc_component::IRC_COMPONENT)?;
+        let cache = ModuleCache::new(engine);
 
         let raft_dir = opts.data_dir.join("raft");
         let mut log_store = tokio::task::spawn_blocking(move || {
@@ -214,7 +216,8 @@ impl Node {
             .map_err(io("reading the snapshot"))?
             .is_some();
         let fresh = log_state.last_log_id.is_none() && !has_snapshot;
-        let (sm, shared) = StateMachine::open(snapshots, module, Limits::default())
+        let log_reader = log_store.clone();
+        let (sm, shared) = StateMachine::open(snapshots.clone(), module, cache.clone())
             .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let config = raft_config()
@@ -247,6 +250,9 @@ impl Node {
             exe_hash: executable_hash(),
             client,
             leader_timeout: opts.leader_timeout,
+            cache,
+            snapshots,
+            log: log_reader,
         }));
         let mut tasks = vec![tokio::spawn(serve(
             listener,
@@ -395,14 +401,20 @@ async fn serve(
     }
 }
 
-/// What only the leader does: commit the initial configuration once, and propose a tick
-/// every [`TICK_INTERVAL`] (session expiry; the tick carries the leader's time).
+/// What only the leader does: pin the logic module and commit the initial configuration
+/// once, and propose a tick every [`TICK_INTERVAL`] (session expiry; the tick carries
+/// the leader's time).
 async fn leader_duties(api: Arc<Api>, network: String) {
     let mut interval = tokio::time::interval(TICK_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let is_leader = api.raft.metrics().borrow().state == ServerState::Leader;
         if is_leader {
+            if api.shared.read().modules.history.is_empty()
+                && let Err(e) = pin_builtin_module(&api).await
+            {
+                tracing::warn!("pinning the logic module: {e}");
+            }
             let needs_config = api.shared.read().config_revision == 0;
             if needs_config {
                 let toml = NetConfig::initial_toml(&network);
@@ -419,7 +431,40 @@ async fn leader_duties(api: Arc<Api>, network: String) {
                     tracing::warn!("tick: {e}");
                 }
             }
-            _ = tokio::time::sleep(Duration::from_millis(200)), if api.shared.read().config_revision == 0 => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)), if needs_setup(&api) => {}
         }
+    }
+}
+
+fn needs_setup(api: &Api) -> bool {
+    let st = api.shared.read();
+    st.config_revision == 0 || st.modules.history.is_empty()
+}
+
+/// A new network's first entries upload and activate the module built into the leader's
+/// binary: from then on the logic is replicated state, and a node with another binary
+/// (or one restoring a snapshot later) runs the same module at the same index.
+async fn pin_builtin_module(api: &Api) -> Result<(), String> {
+    let bytes = ModuleBytes::new(unsplit_irc_component::IRC_COMPONENT);
+    let hash = bytes.hash();
+    if !api.shared.read().modules.known.contains_key(&hash) {
+        let cache = api.cache.clone();
+        let b = bytes.clone();
+        let (_, info) = tokio::task::spawn_blocking(move || cache.check(&b))
+            .await
+            .map_err(|e| e.to_string())??;
+        api.propose(Op::ModuleUpload {
+            bytes,
+            name: info.name,
+            version: info.version,
+            snapshot_format: info.snapshot_format,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    match api.propose(Op::ModuleActivate { hash }).await {
+        Ok(crate::raft::Response::ModuleActivated(_)) => Ok(()),
+        Ok(other) => Err(format!("{other:?}")),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -74,13 +74,6 @@ impl Ops {
         path: &str,
         body: String,
     ) -> Result<(u16, String), String> {
-        let req = http::Request::builder()
-            .method(method)
-            .uri(format!("https://{addr}{path}"))
-            .header(http::header::AUTHORIZATION, &self.auth)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
         // Membership changes may wait behind another one in flight (the node retries
         // for 15 s); reads answer at once.
         let limit = if method == "GET" {
@@ -88,17 +81,72 @@ impl Ops {
         } else {
             Duration::from_secs(30)
         };
+        let (status, _, body) = self
+            .request_bytes(method, addr, path, Bytes::from(body), limit)
+            .await?;
+        Ok((status, String::from_utf8_lossy(&body).trim().to_owned()))
+    }
+
+    /// One private API request with a time limit for the answer and one for the body.
+    pub async fn request_bytes(
+        &self,
+        method: &str,
+        addr: &str,
+        path: &str,
+        body: Bytes,
+        limit: Duration,
+    ) -> Result<(u16, http::HeaderMap, Bytes), String> {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("https://{addr}{path}"))
+            .header(http::header::AUTHORIZATION, &self.auth)
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
         let resp = tokio::time::timeout(limit, self.client.request(req))
             .await
             .map_err(|_| "timed out".to_owned())?
             .map_err(|e| e.to_string())?;
         let status = resp.status().as_u16();
-        let body = tokio::time::timeout(Duration::from_secs(5), resp.into_body().collect())
-            .await
-            .map_err(|_| "timed out".to_owned())?
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&body).trim().to_owned()))
+        let headers = resp.headers().clone();
+        let body = tokio::time::timeout(
+            limit.max(Duration::from_secs(5)),
+            resp.into_body().collect(),
+        )
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+        Ok((status, headers, body))
+    }
+
+    /// The first of the target's servers that answers (whatever the HTTP status):
+    /// writes are forwarded to the leader by the node.
+    pub async fn any(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        limit: Duration,
+    ) -> Result<(String, u16, http::HeaderMap, Bytes), OpsError> {
+        let mut errors = Vec::new();
+        for addr in &self.target.servers {
+            match self
+                .request_bytes(method, addr, path, body.clone(), limit)
+                .await
+            {
+                Ok((status, headers, body)) => return Ok((addr.clone(), status, headers, body)),
+                Err(e) => errors.push(format!("{addr}: {e}")),
+            }
+        }
+        Err(OpsError::Failed(format!(
+            "no node answered: {}",
+            errors.join("; ")
+        )))
+    }
+
+    pub fn servers(&self) -> &[String] {
+        &self.target.servers
     }
 
     pub async fn status(&self, addr: &str) -> NodeStatus {

@@ -4,6 +4,8 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
+use crate::modules::ModuleBytes;
+
 openraft::declare_raft_types!(
     /// openraft's types for unsplit: u64 node ids, `BasicNode` (the peer's `host:port`),
     /// snapshots as bytes.
@@ -44,6 +46,16 @@ pub enum Op {
     Tick,
     /// A new network configuration (TOML) with its revision.
     Config { toml: String, revision: u64 },
+    /// A logic component, checked by the node that took the upload (`name`, `version`
+    /// and `snapshot_format` are what its `info()` answered there).
+    ModuleUpload {
+        bytes: ModuleBytes,
+        name: String,
+        version: String,
+        snapshot_format: u32,
+    },
+    /// Switch to an uploaded module at this entry's index.
+    ModuleActivate { hash: String },
 }
 
 /// What applying an entry meant for whoever proposed it.
@@ -61,4 +73,10 @@ pub enum Response {
     Rejected(String),
     /// The configuration was refused; the old one stays.
     ConfigRefused(String),
+    /// A module upload was recorded under this hash.
+    ModuleUploaded(String),
+    /// The module with this hash is active from this entry on.
+    ModuleActivated(String),
+    /// The activation was refused; the active module stays.
+    ModuleRefused(String),
 }

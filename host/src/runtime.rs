@@ -29,12 +29,20 @@ use bindings::{IrcLogic, IrcLogicPre};
 /// The contract packages this host can run.
 pub const SUPPORTED_CONTRACTS: &[&str] = &["unsplit:irc@1.0.0"];
 
+/// Fuel one entry may burn unless the network configuration says otherwise.
+pub const DEFAULT_FUEL_PER_ENTRY: u64 = 2_000_000_000;
+/// Memory the logic may use unless the network configuration says otherwise.
+pub const DEFAULT_MEMORY_BYTES: usize = 512 << 20;
+
 /// Per-call resource bounds. Every node of a network must use the same values, or a
 /// trap on one node would not be a trap on another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Fuel (roughly wasm instructions) one call may burn.
+    /// Fuel (roughly wasm instructions) one `apply` may burn.
     pub fuel_per_call: u64,
+    /// Fuel for the host's own calls: `snapshot`, `restore`, `info`. They are not driven
+    /// by a client, but a 10k-user restore needs far more than one entry should.
+    pub fuel_per_state_call: u64,
     /// Largest linear memory the instance may grow to, in bytes.
     pub memory_bytes: usize,
 }
@@ -45,8 +53,9 @@ impl Default for Limits {
         // few hundred million. These leave ample room while stopping an endless loop in
         // well under a second.
         Limits {
-            fuel_per_call: 2_000_000_000,
-            memory_bytes: 512 << 20,
+            fuel_per_call: DEFAULT_FUEL_PER_ENTRY,
+            fuel_per_state_call: 50_000_000_000,
+            memory_bytes: DEFAULT_MEMORY_BYTES,
         }
     }
 }
@@ -167,6 +176,13 @@ impl LogicModule {
     }
 }
 
+impl LogicModule {
+    /// What the module says about itself (instantiates it once).
+    pub fn info(self: &Arc<Self>) -> Result<ModuleInfo, RuntimeError> {
+        LogicInstance::new(self.clone(), Limits::default())?.info()
+    }
+}
+
 /// What the store holds for the host side of the contract.
 pub struct HostState {
     limits: MemoryLimiter,
@@ -274,17 +290,16 @@ impl LogicInstance {
     /// Runs one call with a fresh fuel budget; a trap poisons the instance.
     fn call<T>(
         &mut self,
+        fuel: u64,
         f: impl FnOnce(&IrcLogic, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, RuntimeError> {
         if self.poisoned {
             return Err(RuntimeError::Poisoned);
         }
-        self.store
-            .set_fuel(self.limits.fuel_per_call)
-            .map_err(RuntimeError::engine)?;
+        self.store.set_fuel(fuel).map_err(RuntimeError::engine)?;
         self.store.data_mut().limits.refused = false;
         let result = f(&self.bindings, &mut self.store);
-        self.last_fuel = self.limits.fuel_per_call - self.store.get_fuel().unwrap_or(0);
+        self.last_fuel = fuel - self.store.get_fuel().unwrap_or(0);
         result.map_err(|e| {
             self.poisoned = true;
             classify(e, self.store.data().limits.refused)
@@ -292,22 +307,40 @@ impl LogicInstance {
     }
 
     pub fn info(&mut self) -> Result<ModuleInfo, RuntimeError> {
-        self.call(|b, s| b.unsplit_irc_logic().call_info(s))
+        self.call(self.limits.fuel_per_state_call, |b, s| {
+            b.unsplit_irc_logic().call_info(s)
+        })
     }
 
     /// Applies one committed entry.
     pub fn apply(&mut self, entry: &Entry) -> Result<Outcome, RuntimeError> {
-        self.call(|b, s| b.unsplit_irc_logic().call_apply(s, entry))
+        self.call(self.limits.fuel_per_call, |b, s| {
+            b.unsplit_irc_logic().call_apply(s, entry)
+        })
     }
 
     /// The logic's whole state.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, RuntimeError> {
-        self.call(|b, s| b.unsplit_irc_logic().call_snapshot(s))
+        self.call(self.limits.fuel_per_state_call, |b, s| {
+            b.unsplit_irc_logic().call_snapshot(s)
+        })
     }
 
     /// Replaces the state; the inner `Err` is the logic refusing the bytes.
     pub fn restore(&mut self, data: &[u8]) -> Result<Result<(), String>, RuntimeError> {
-        self.call(|b, s| b.unsplit_irc_logic().call_restore(s, data))
+        self.call(self.limits.fuel_per_state_call, |b, s| {
+            b.unsplit_irc_logic().call_restore(s, data)
+        })
+    }
+
+    /// New limits for the following calls (a configuration change at a log index).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.store.data_mut().limits.max_bytes = limits.memory_bytes;
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 }
 

@@ -11,7 +11,7 @@
 // move the conversion around.
 #![allow(clippy::result_large_err)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,12 +23,13 @@ use tokio::sync::Notify;
 use unsplit_bridge::protocol::MESSAGE_ID_OFFSET;
 
 use crate::logic::{Logic, LogicError};
+use crate::modules::{Activation, ModuleCache, ModuleRecord, Modules};
 use crate::netconfig::NetConfig;
 use crate::output::{Batch, OutLine, OutputWindow};
 use crate::raft::{
     LogId, Op, Request, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
-use crate::runtime::{self, Limits, LogicModule};
+use crate::runtime::{self, LogicModule, TrapKind};
 use crate::snapshot::SnapshotStore;
 
 /// Extra output retention beyond SessionExpiration (RobustIRC keeps 10 s more).
@@ -58,6 +59,10 @@ pub struct Replicated {
     pub output: OutputWindow,
     /// Entries rejected because the logic trapped on them.
     pub rejected: u64,
+    /// The newest of them, for operators (and the canary).
+    pub rejected_log: VecDeque<RejectedEntry>,
+    /// Uploaded logic modules and the activation history.
+    pub modules: Modules,
 }
 
 impl Replicated {
@@ -72,10 +77,17 @@ impl Replicated {
 
 /// What a snapshot carries: the host's state and the logic's state.
 #[derive(Serialize, Deserialize)]
-struct SnapshotData {
-    replicated: Replicated,
-    logic: Vec<u8>,
-    module_hash: String,
+pub struct SnapshotData {
+    pub replicated: Replicated,
+    pub logic: Vec<u8>,
+    /// The module whose `snapshot()` wrote `logic`.
+    pub module_hash: String,
+}
+
+impl SnapshotData {
+    pub fn decode(bytes: &[u8]) -> Result<SnapshotData, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
 }
 
 /// Wake-ups for GetMessages streams: one `Notify` per session with an open stream.
@@ -126,12 +138,27 @@ pub struct Counters {
     pub logic_calls: AtomicU64,
     /// Apply latency histogram: counts per bucket of [`APPLY_BUCKETS_US`] (+Inf last).
     pub apply_buckets: [AtomicU64; APPLY_BUCKETS_US.len() + 1],
+    /// Rejections by trap kind: panic, out of fuel, out of memory.
+    pub rejected_by_kind: [AtomicU64; 3],
+    /// Module switches, and how long the last one stalled the apply loop.
+    pub swaps: AtomicU64,
+    pub last_swap_micros: AtomicU64,
 }
 
 /// Upper bounds (µs) of the apply latency histogram buckets.
 pub const APPLY_BUCKETS_US: [u64; 8] = [10, 25, 50, 100, 250, 1_000, 10_000, 100_000];
 
 impl Counters {
+    fn count_rejection(&self, kind: TrapKind) {
+        self.rejected_entries.fetch_add(1, Ordering::Relaxed);
+        let i = match kind {
+            TrapKind::Panic => 0,
+            TrapKind::OutOfFuel => 1,
+            TrapKind::OutOfMemory => 2,
+        };
+        self.rejected_by_kind[i].fetch_add(1, Ordering::Relaxed);
+    }
+
     fn observe_apply(&self, elapsed: std::time::Duration, fuel: u64) {
         let micros = elapsed.as_micros() as u64;
         let bucket = APPLY_BUCKETS_US
@@ -154,6 +181,9 @@ pub struct Shared {
     pub counters: Counters,
     /// Bumped whenever the whole state is replaced (snapshot install): streams re-read.
     pub generation: AtomicU64,
+    /// A shadow start/stop the state machine picks up before its next entry.
+    pub shadow_command: Mutex<Option<ShadowCommand>>,
+    shadow: Mutex<ShadowStatus>,
 }
 
 impl Shared {
@@ -164,13 +194,20 @@ impl Shared {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Replicated> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
+
+    pub fn shadow_status(&self) -> std::sync::MutexGuard<'_, ShadowStatus> {
+        self.shadow.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 pub struct StateMachine {
     shared: Arc<Shared>,
     logic: Logic,
+    /// The module the binary was built with: runs until the first activation.
+    builtin: Arc<LogicModule>,
+    cache: Arc<ModuleCache>,
+    shadow: Option<Shadow>,
     store: SnapshotStore,
-    limits: Limits,
     snapshot_counter: u64,
 }
 
@@ -181,95 +218,66 @@ fn io_err(e: impl std::fmt::Display) -> StorageError {
 }
 
 impl StateMachine {
-    /// Opens the state machine: from the last snapshot on disk if there is one.
+    /// Opens the state machine: from the last snapshot on disk if there is one. `builtin`
+    /// runs until the network activates a module (it is in `cache` too).
     pub fn open(
         store: SnapshotStore,
-        module: Arc<LogicModule>,
-        limits: Limits,
+        builtin: Arc<LogicModule>,
+        cache: Arc<ModuleCache>,
     ) -> Result<(StateMachine, Arc<Shared>), StorageError> {
+        cache.insert(builtin.clone());
         let shared = Arc::new(Shared::default());
         let logic = match store.load().map_err(io_err)? {
             Some((_meta, data)) => {
                 let snap: SnapshotData = postcard::from_bytes(&data).map_err(io_err)?;
-                let logic = Logic::from_snapshot(module, limits, &snap.logic).map_err(io_err)?;
+                let logic = logic_for(&snap, &builtin, &cache)?;
                 *shared.write() = snap.replicated;
                 logic
             }
-            None => Logic::new(module, limits).map_err(io_err)?,
+            None => Logic::new(builtin.clone(), NetConfig::default().limits()).map_err(io_err)?,
         };
         let sm = StateMachine {
             shared: shared.clone(),
             logic,
+            builtin,
+            cache,
+            shadow: None,
             store,
-            limits,
             snapshot_counter: 0,
         };
         Ok((sm, shared))
     }
 
     fn apply_request(&mut self, log_id: LogId, req: Request) -> Result<Response, StorageError> {
-        let id = MESSAGE_ID_OFFSET + log_id.index;
+        let index = log_id.index;
+        let id = MESSAGE_ID_OFFSET + index;
         let now = {
             let mut st = self.shared.write();
             st.now_ms = st.now_ms.max(req.time_ms);
             st.now_ms
         };
-        let (session, kind) = {
-            let st = self.shared.read();
-            match &req.op {
-                Op::CreateSession { remote_addr, .. } => {
-                    (id, runtime::EntryKind::CreateSession(remote_addr.clone()))
-                }
-                Op::Line {
-                    session,
-                    client_message_id,
-                    data,
-                } => match st.sessions.get(session) {
-                    None => return Ok(Response::NoSuchSession),
-                    Some(s)
-                        if *client_message_id != 0
-                            && s.last_client_message_id == *client_message_id =>
-                    {
-                        return Ok(Response::Duplicate);
-                    }
-                    Some(_) => (
-                        *session,
-                        runtime::EntryKind::IrcLine(data.as_bytes().to_vec()),
-                    ),
-                },
-                Op::DeleteSession {
-                    session,
-                    quit_message,
-                } => {
-                    if !st.sessions.contains_key(session) {
-                        return Ok(Response::NoSuchSession);
-                    }
-                    (
-                        *session,
-                        runtime::EntryKind::DeleteSession(quit_message.clone()),
-                    )
-                }
-                Op::Tick => (0, runtime::EntryKind::Tick),
-                Op::Config { toml, .. } => (0, runtime::EntryKind::Config(toml.clone())),
-            }
+        let decision = decide(&self.shared.read(), index, now, &req.op);
+        let entry = match decision {
+            Decision::Logic(entry) => entry,
+            Decision::Done(response) => return Ok(response),
+            Decision::Host => return self.apply_module_op(index, now, req.op),
         };
-        let entry = runtime::Entry {
-            index: log_id.index,
-            time_ms: now,
-            session,
-            kind,
-        };
+        let session = entry.session;
+        let shadow_entry = self.shadow.as_ref().map(|_| entry.clone());
         let started = std::time::Instant::now();
         let result = self.logic.apply(entry);
         let counters = &self.shared.counters;
         counters.observe_apply(started.elapsed(), self.logic.last_fuel());
+        if let (Some(shadow), Some(entry)) = (&mut self.shadow, shadow_entry) {
+            shadow.compare(entry, &result, &self.shared);
+        }
         let mut st = self.shared.write();
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(LogicError::Rejected { kind, message }) => {
-                st.rejected += 1;
-                counters.rejected_entries.fetch_add(1, Ordering::Relaxed);
                 let reason = format!("{kind:?}: {message}");
+                record_rejection(&mut st, index, now, session, kind, &reason, &req.op);
+                counters.count_rejection(kind);
                 if session != 0 && st.sessions.contains_key(&session) {
                     let server = st.config().server_name.clone();
                     let text = format!(
@@ -289,41 +297,10 @@ impl StateMachine {
                 }
                 return Ok(Response::Rejected(reason));
             }
-            Err(LogicError::Fatal(e)) => return Err(io_err(e)),
+            Err(e) => return Err(io_err(e)),
         };
-        let mut response = Response::Applied;
-        match req.op {
-            Op::CreateSession { auth, remote_addr } => {
-                st.sessions.insert(
-                    id,
-                    SessionInfo {
-                        auth,
-                        remote_addr,
-                        created_ms: now,
-                        last_client_message_id: 0,
-                    },
-                );
-                response = Response::SessionCreated(id);
-            }
-            Op::Line {
-                session,
-                client_message_id,
-                ..
-            } => {
-                if let Some(s) = st.sessions.get_mut(&session) {
-                    s.last_client_message_id = client_message_id;
-                }
-            }
-            Op::Config { toml, revision } => match &outcome.error {
-                Some(e) => response = Response::ConfigRefused(e.clone()),
-                None => {
-                    st.net = NetConfig::from_toml(&toml);
-                    st.config_toml = toml;
-                    st.config_revision = revision;
-                }
-            },
-            Op::DeleteSession { .. } | Op::Tick => {}
-        }
+        let response = absorb(&mut st, index, now, req.op, &outcome);
+        let limits = st.config().limits();
         let mut woken: Vec<u64> = Vec::new();
         let lines: Vec<OutLine> = outcome
             .lines
@@ -348,10 +325,13 @@ impl StateMachine {
         });
         let retention = st.config().session_expiration_ms + RETENTION_SLACK_MS;
         st.output.prune(now.saturating_sub(retention));
-        for closed in &outcome.closed {
-            st.sessions.remove(closed);
-        }
         drop(st);
+        if limits != self.logic.limits() {
+            self.logic.set_limits(limits);
+            if let Some(shadow) = &mut self.shadow {
+                shadow.logic.set_limits(limits);
+            }
+        }
         woken.sort_unstable();
         woken.dedup();
         for s in woken {
@@ -362,6 +342,399 @@ impl StateMachine {
         }
         Ok(response)
     }
+
+    /// Module uploads and activations: host state, plus the switch of the logic.
+    fn apply_module_op(&mut self, index: u64, now: u64, op: Op) -> Result<Response, StorageError> {
+        match op {
+            Op::ModuleUpload {
+                bytes,
+                name,
+                version,
+                snapshot_format,
+            } => {
+                let hash = bytes.hash();
+                // Compile in the background now, so an activation does not wait for it.
+                self.cache.prepare(bytes.clone());
+                self.shared.write().modules.add(ModuleRecord {
+                    hash: hash.clone(),
+                    name,
+                    version,
+                    snapshot_format,
+                    size: bytes.0.len(),
+                    uploaded_index: index,
+                    uploaded_ms: now,
+                    bytes,
+                });
+                tracing::info!("module {hash} uploaded at index {index}");
+                Ok(Response::ModuleUploaded(hash))
+            }
+            Op::ModuleActivate { hash } => {
+                let Some(record) = self.shared.read().modules.known.get(&hash).cloned() else {
+                    return Ok(Response::ModuleRefused(format!(
+                        "no module {hash} has been uploaded"
+                    )));
+                };
+                let activation = Activation {
+                    hash: hash.clone(),
+                    version: record.version.clone(),
+                    index,
+                    time_ms: now,
+                };
+                if self.logic.module().hash != hash {
+                    let started = std::time::Instant::now();
+                    let module = match self.cache.get(&record.bytes) {
+                        Ok(m) => m,
+                        // Deterministic: the same bytes fail to compile on every node.
+                        Err(e) => {
+                            return Ok(Response::ModuleRefused(format!(
+                                "module {hash} does not compile: {e}"
+                            )));
+                        }
+                    };
+                    match self.logic.switch_to(module) {
+                        Ok(()) => {}
+                        Err(LogicError::Refused(e)) => {
+                            tracing::warn!("activating module {hash} at {index} refused: {e}");
+                            return Ok(Response::ModuleRefused(format!(
+                                "module {hash} ({}) refused the current state: {e}; the active module stays",
+                                record.version
+                            )));
+                        }
+                        Err(e) => return Err(io_err(e)),
+                    }
+                    let stall = started.elapsed();
+                    let c = &self.shared.counters;
+                    c.swaps.fetch_add(1, Ordering::Relaxed);
+                    c.last_swap_micros
+                        .store(stall.as_micros() as u64, Ordering::Relaxed);
+                    tracing::info!(
+                        "module {hash} ({}) active from index {index}; the switch took {stall:?}",
+                        record.version
+                    );
+                    if let Some(shadow) = &mut self.shadow {
+                        shadow.reseed(&mut self.logic, &self.shared);
+                    }
+                }
+                self.shared.write().modules.history.push(activation);
+                Ok(Response::ModuleActivated(hash))
+            }
+            other => Err(io_err(format!("not a module operation: {other:?}"))),
+        }
+    }
+
+    /// Starts or stops the shadow module when the API asked for it.
+    fn steer_shadow(&mut self) {
+        let command = self
+            .shared
+            .shadow_command
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match command {
+            None => {}
+            Some(ShadowCommand::Stop) => {
+                self.shadow = None;
+                *self.shared.shadow_status() = ShadowStatus::default();
+            }
+            Some(ShadowCommand::Start(hash)) => {
+                let record = self.shared.read().modules.known.get(&hash).cloned();
+                let started = record
+                    .ok_or_else(|| format!("no module {hash} has been uploaded"))
+                    .and_then(|r| {
+                        let module = self.cache.get(&r.bytes)?;
+                        let state = self.logic.snapshot().map_err(|e| e.to_string())?;
+                        let logic = Logic::from_snapshot(module, self.logic.limits(), &state)
+                            .map_err(|e| e.to_string())?;
+                        Ok((r, logic))
+                    });
+                let since = self.shared.read().applied_index();
+                match started {
+                    Ok((r, logic)) => {
+                        *self.shared.shadow_status() = ShadowStatus {
+                            hash: Some(r.hash.clone()),
+                            version: r.version.clone(),
+                            since_index: since,
+                            ..ShadowStatus::default()
+                        };
+                        self.shadow = Some(Shadow { logic });
+                    }
+                    Err(e) => {
+                        self.shadow = None;
+                        *self.shared.shadow_status() = ShadowStatus {
+                            error: Some(e),
+                            ..ShadowStatus::default()
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the host does with a request before (or instead of) the logic.
+pub enum Decision {
+    /// The logic applies this entry.
+    Logic(runtime::Entry),
+    /// Answered by the host alone (no such session, duplicate, invalid config).
+    Done(Response),
+    /// A module operation (upload, activation).
+    Host,
+}
+
+/// The host's checks before the logic: the session must exist, a repeated
+/// ClientMessageId is dropped, the host's configuration keys must be valid. Pure: the
+/// canary replays recorded entries through it exactly as the node applied them.
+pub fn decide(st: &Replicated, index: u64, now: u64, op: &Op) -> Decision {
+    let (session, kind) = match op {
+        Op::CreateSession { remote_addr, .. } => (
+            MESSAGE_ID_OFFSET + index,
+            runtime::EntryKind::CreateSession(remote_addr.clone()),
+        ),
+        Op::Line {
+            session,
+            client_message_id,
+            data,
+        } => match st.sessions.get(session) {
+            None => return Decision::Done(Response::NoSuchSession),
+            Some(s)
+                if *client_message_id != 0 && s.last_client_message_id == *client_message_id =>
+            {
+                return Decision::Done(Response::Duplicate);
+            }
+            Some(_) => (
+                *session,
+                runtime::EntryKind::IrcLine(data.as_bytes().to_vec()),
+            ),
+        },
+        Op::DeleteSession {
+            session,
+            quit_message,
+        } => {
+            if !st.sessions.contains_key(session) {
+                return Decision::Done(Response::NoSuchSession);
+            }
+            (
+                *session,
+                runtime::EntryKind::DeleteSession(quit_message.clone()),
+            )
+        }
+        Op::Tick => (0, runtime::EntryKind::Tick),
+        Op::Config { toml, .. } => {
+            if let Err(e) = NetConfig::check(toml) {
+                return Decision::Done(Response::ConfigRefused(format!(
+                    "invalid network configuration: {e}"
+                )));
+            }
+            (0, runtime::EntryKind::Config(toml.clone()))
+        }
+        Op::ModuleUpload { .. } | Op::ModuleActivate { .. } => return Decision::Host,
+    };
+    Decision::Logic(runtime::Entry {
+        index,
+        time_ms: now,
+        session,
+        kind,
+    })
+}
+
+/// The host's state after the logic accepted an entry: sessions created and closed, the
+/// ClientMessageId, the configuration. Pure, like [`decide`].
+pub fn absorb(
+    st: &mut Replicated,
+    index: u64,
+    now: u64,
+    op: Op,
+    outcome: &runtime::Outcome,
+) -> Response {
+    let mut response = Response::Applied;
+    match op {
+        Op::CreateSession { auth, remote_addr } => {
+            let id = MESSAGE_ID_OFFSET + index;
+            st.sessions.insert(
+                id,
+                SessionInfo {
+                    auth,
+                    remote_addr,
+                    created_ms: now,
+                    last_client_message_id: 0,
+                },
+            );
+            response = Response::SessionCreated(id);
+        }
+        Op::Line {
+            session,
+            client_message_id,
+            ..
+        } => {
+            if let Some(s) = st.sessions.get_mut(&session) {
+                s.last_client_message_id = client_message_id;
+            }
+        }
+        Op::Config { toml, revision } => match &outcome.error {
+            Some(e) => response = Response::ConfigRefused(e.clone()),
+            None => {
+                st.net = NetConfig::from_toml(&toml);
+                st.config_toml = toml;
+                st.config_revision = revision;
+            }
+        },
+        Op::DeleteSession { .. }
+        | Op::Tick
+        | Op::ModuleUpload { .. }
+        | Op::ModuleActivate { .. } => {}
+    }
+    for closed in &outcome.closed {
+        st.sessions.remove(closed);
+    }
+    response
+}
+
+/// Rejected entries kept for operators (the newest).
+pub const REJECTED_KEPT: usize = 100;
+
+/// An entry the logic trapped on, as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedEntry {
+    pub index: u64,
+    pub time_ms: u64,
+    pub session: u64,
+    /// `Panic`, `OutOfFuel` or `OutOfMemory`.
+    pub kind: String,
+    pub reason: String,
+    /// The input, as text (at most 1 KiB).
+    pub input: String,
+    /// The active module's hash when it trapped.
+    pub module: String,
+}
+
+fn describe_input(op: &Op) -> String {
+    let mut text = match op {
+        Op::CreateSession { remote_addr, .. } => format!("create session from {remote_addr}"),
+        Op::Line { data, .. } => data.clone(),
+        Op::DeleteSession { quit_message, .. } => format!("delete session: {quit_message}"),
+        Op::Tick => "tick".into(),
+        Op::Config { revision, .. } => format!("configuration revision {revision}"),
+        Op::ModuleUpload { version, .. } => format!("upload of module {version}"),
+        Op::ModuleActivate { hash } => format!("activation of module {hash}"),
+    };
+    if text.len() > 1024 {
+        let mut cut = 1024;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+fn record_rejection(
+    st: &mut Replicated,
+    index: u64,
+    now: u64,
+    session: u64,
+    kind: TrapKind,
+    reason: &str,
+    op: &Op,
+) {
+    st.rejected += 1;
+    let module = st
+        .modules
+        .active()
+        .map(|a| a.hash.clone())
+        .unwrap_or_else(|| "builtin".into());
+    st.rejected_log.push_back(RejectedEntry {
+        index,
+        time_ms: now,
+        session,
+        kind: format!("{kind:?}"),
+        reason: reason.to_owned(),
+        input: describe_input(op),
+        module,
+    });
+    while st.rejected_log.len() > REJECTED_KEPT {
+        st.rejected_log.pop_front();
+    }
+}
+
+/// A candidate module running beside the active one on every committed entry; its
+/// outcomes are compared, never used (node-local, not replicated).
+struct Shadow {
+    logic: Logic,
+}
+
+impl Shadow {
+    fn compare(
+        &mut self,
+        entry: runtime::Entry,
+        active: &Result<runtime::Outcome, LogicError>,
+        shared: &Shared,
+    ) {
+        let index = entry.index;
+        let input = match &entry.kind {
+            runtime::EntryKind::IrcLine(b) => String::from_utf8_lossy(b).into_owned(),
+            other => crate::canary::kind_name(other).to_owned(),
+        };
+        let shadow = self.logic.apply(entry);
+        let a = crate::canary::Applied::from_result(active);
+        let b = crate::canary::Applied::from_result(&shadow);
+        let mut status = shared.shadow_status();
+        status.compared += 1;
+        if matches!(shadow, Err(LogicError::Rejected { .. })) {
+            status.traps += 1;
+        }
+        if a != b {
+            status.divergences += 1;
+            status.recent.push_back(ShadowDivergence {
+                index,
+                input,
+                active: a.render(),
+                shadow: b.render(),
+            });
+            while status.recent.len() > 20 {
+                status.recent.pop_front();
+            }
+        }
+    }
+
+    /// After a switch of the active module: start again from its state.
+    fn reseed(&mut self, active: &mut Logic, shared: &Shared) {
+        let reseeded = active.snapshot().and_then(|state| {
+            Logic::from_snapshot(self.logic.module().clone(), active.limits(), &state)
+        });
+        match reseeded {
+            Ok(l) => self.logic = l,
+            Err(e) => shared.shadow_status().error = Some(e.to_string()),
+        }
+    }
+}
+
+/// What the API asks of the shadow.
+#[derive(Debug, Clone)]
+pub enum ShadowCommand {
+    Start(String),
+    Stop,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShadowDivergence {
+    pub index: u64,
+    pub input: String,
+    pub active: String,
+    pub shadow: String,
+}
+
+/// The shadow's counters, for the status page and /metrics.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShadowStatus {
+    pub hash: Option<String>,
+    pub version: String,
+    pub since_index: u64,
+    pub compared: u64,
+    pub divergences: u64,
+    pub traps: u64,
+    pub recent: VecDeque<ShadowDivergence>,
+    pub error: Option<String>,
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -377,6 +750,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = openraft::Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
+        self.steer_shadow();
         let mut responses = Vec::new();
         for entry in entries {
             let log_id = entry.log_id;
@@ -422,10 +796,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let snap: SnapshotData = postcard::from_bytes(&data).map_err(io_err)?;
         // Build the new logic first; swap only when it restored.
-        let logic = Logic::from_snapshot(self.logic.module().clone(), self.limits, &snap.logic)
-            .map_err(io_err)?;
+        let logic = logic_for(&snap, &self.builtin, &self.cache)?;
         self.store.save(meta, &data).map_err(io_err)?;
         self.logic = logic;
+        if let Some(shadow) = &mut self.shadow {
+            shadow.reseed(&mut self.logic, &self.shared);
+        }
         *self.shared.write() = snap.replicated;
         self.shared.generation.fetch_add(1, Ordering::Relaxed);
         self.shared.wakeups.wake_all();
@@ -442,6 +818,31 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 snapshot: Box::new(Cursor::new(data)),
             }))
     }
+}
+
+/// The logic a snapshot continues with: its active module (compiled here if need be),
+/// its limits, its state.
+fn logic_for(
+    snap: &SnapshotData,
+    builtin: &Arc<LogicModule>,
+    cache: &ModuleCache,
+) -> Result<Logic, StorageError> {
+    let modules = &snap.replicated.modules;
+    let module = match modules.active() {
+        None => builtin.clone(),
+        Some(a) => {
+            let record = modules.known.get(&a.hash).ok_or_else(|| {
+                io_err(format!("the snapshot lacks its active module {}", a.hash))
+            })?;
+            cache.get(&record.bytes).map_err(|e| {
+                io_err(format!(
+                    "the snapshot's active module {} does not compile: {e}",
+                    a.hash
+                ))
+            })?
+        }
+    };
+    Logic::from_snapshot(module, snap.replicated.config().limits(), &snap.logic).map_err(io_err)
 }
 
 pub struct SnapshotBuilder {

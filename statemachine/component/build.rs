@@ -64,11 +64,12 @@ fn main() {
     }
 }
 
-const FIXTURES: [&str; 4] = [
+const FIXTURES: [&str; 5] = [
     "fixture-reply",
     "fixture-panic",
     "fixture-loop",
     "fixture-alloc",
+    "fixture-format2",
 ];
 
 /// Builds the guest (with one fixture feature, or none) and wraps it into a component.

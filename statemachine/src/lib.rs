@@ -41,11 +41,19 @@ pub const MODULE_VERSION: &str = if cfg!(feature = "fixture-reply") {
     concat!(env!("CARGO_PKG_VERSION"), "+fixture-loop")
 } else if cfg!(feature = "fixture-alloc") {
     concat!(env!("CARGO_PKG_VERSION"), "+fixture-alloc")
+} else if cfg!(feature = "fixture-format2") {
+    concat!(env!("CARGO_PKG_VERSION"), "+fixture-format2")
 } else {
     env!("CARGO_PKG_VERSION")
 };
-/// The snapshot format [`Server::snapshot`] writes and [`Server::restore`] reads.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+/// The snapshot format [`Server::snapshot`] writes and [`Server::restore`] reads. The
+/// `fixture-format2` test fixture claims format 2 without a migration from 1, so it
+/// refuses every existing state (a module the host must not switch to).
+pub const SNAPSHOT_FORMAT: u32 = if cfg!(feature = "fixture-format2") {
+    2
+} else {
+    1
+};
 
 /// A session id, chosen by the host. Opaque to the logic.
 pub type SessionId = u64;

@@ -13,4 +13,6 @@ pub mod fixtures {
     pub const PANIC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fixture-panic.wasm"));
     pub const LOOP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fixture-loop.wasm"));
     pub const ALLOC: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fixture-alloc.wasm"));
+    /// Claims snapshot format 2 without a migration: refuses every existing state.
+    pub const FORMAT2: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/fixture-format2.wasm"));
 }

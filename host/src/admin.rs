@@ -1,0 +1,293 @@
+//! The private API's module lifecycle and canary endpoints (behind the same basic auth
+//! as the rest of the private API):
+//!
+//! - `POST /module` (body: component bytes): check, compile, commit the upload;
+//! - `POST /module/activate` (`{"Module": hash|version|"previous"}`): commit a switch;
+//! - `GET /modules`: known modules, the active one since which index, the history;
+//! - `GET /module/<hash>`: a module's bytes;
+//! - `GET /rejected`: the entries the logic trapped on (newest last);
+//! - `GET|POST /shadow` (`{"Module": hash|version|"off"}`): this node's shadow module;
+//! - `GET /snapshot`, `GET /log?from=N`: the recording the canary replays.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use hyper::body::Incoming;
+use openraft::storage::{RaftLogReader, RaftLogStorage};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{Api, ApiBody, full, json, read_body, text};
+use crate::modules::{MAX_MODULE_BYTES, ModuleBytes};
+use crate::raft::{Op, Response};
+use crate::sm::ShadowCommand;
+
+/// Entries per `GET /log` page at most.
+pub const LOG_PAGE: u64 = 5000;
+
+#[derive(Deserialize)]
+struct Which {
+    #[serde(rename = "Module")]
+    module: String,
+}
+
+async fn read_which(req: http::Request<Incoming>) -> Result<String, http::Response<ApiBody>> {
+    let body = read_body(req.into_body(), 4096).await?;
+    serde_json::from_slice::<Which>(&body)
+        .map(|w| w.module.trim().to_owned())
+        .map_err(|e| {
+            text(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"Module\": \"<hash, version or previous>\"}}: {e}"),
+            )
+        })
+}
+
+impl Api {
+    pub(crate) async fn upload_module(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> http::Response<ApiBody> {
+        let body = match read_body(req.into_body(), MAX_MODULE_BYTES).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let bytes = ModuleBytes::new(&body);
+        let cache = self.cache.clone();
+        let checked = {
+            let bytes = bytes.clone();
+            tokio::task::spawn_blocking(move || cache.check(&bytes)).await
+        };
+        let info = match checked {
+            Ok(Ok((_, info))) => info,
+            Ok(Err(why)) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("refused: this is not a usable unsplit:irc logic component: {why}"),
+                );
+            }
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+        let hash = bytes.hash();
+        let size = bytes.0.len();
+        let op = Op::ModuleUpload {
+            bytes,
+            name: info.name.clone(),
+            version: info.version.clone(),
+            snapshot_format: info.snapshot_format,
+        };
+        match self.propose(op).await {
+            Ok(Response::ModuleUploaded(h)) => json(&json!({
+                "Hash": h,
+                "Name": info.name,
+                "Version": info.version,
+                "SnapshotFormat": info.snapshot_format,
+                "Size": size,
+            })),
+            Ok(other) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unexpected answer for module {hash}: {other:?}"),
+            ),
+            Err(e) => e.response(),
+        }
+    }
+
+    pub(crate) async fn activate_module(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> http::Response<ApiBody> {
+        let which = match read_which(req).await {
+            Ok(w) => w,
+            Err(r) => return r,
+        };
+        let (hash, version) = {
+            let st = self.shared.read();
+            match st.modules.resolve(&which) {
+                Ok(m) if st.modules.active().is_some_and(|a| a.hash == m.hash) => {
+                    return text(
+                        StatusCode::CONFLICT,
+                        format!("module {} ({}) is already active", m.hash, m.version),
+                    );
+                }
+                Ok(m) => (m.hash.clone(), m.version.clone()),
+                Err(e) => return text(StatusCode::NOT_FOUND, e),
+            }
+        };
+        match self
+            .propose(Op::ModuleActivate { hash: hash.clone() })
+            .await
+        {
+            Ok(Response::ModuleActivated(h)) => {
+                let index = self
+                    .shared
+                    .read()
+                    .modules
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|a| a.hash == h)
+                    .map(|a| a.index)
+                    .unwrap_or(0);
+                json(&json!({ "Hash": h, "Version": version, "Index": index }))
+            }
+            Ok(Response::ModuleRefused(why)) => text(StatusCode::CONFLICT, why),
+            Ok(other) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unexpected answer: {other:?}"),
+            ),
+            Err(e) => e.response(),
+        }
+    }
+
+    pub(crate) fn list_modules(&self) -> http::Response<ApiBody> {
+        let st = self.shared.read();
+        let m = &st.modules;
+        let active = m.active().map(|a| a.hash.clone());
+        let list: Vec<_> = m
+            .known
+            .values()
+            .map(|r| {
+                let since = m
+                    .history
+                    .iter()
+                    .rev()
+                    .find(|a| a.hash == r.hash)
+                    .map(|a| a.index);
+                json!({
+                    "Hash": r.hash,
+                    "Name": r.name,
+                    "Version": r.version,
+                    "SnapshotFormat": r.snapshot_format,
+                    "Size": r.size,
+                    "UploadedIndex": r.uploaded_index,
+                    "UploadedMs": r.uploaded_ms,
+                    "Active": Some(&r.hash) == active.as_ref(),
+                    "LastActivatedIndex": since,
+                })
+            })
+            .collect();
+        json(&json!({
+            "Active": m.active(),
+            "Previous": m.previous(),
+            "Modules": list,
+            "History": m.history,
+        }))
+    }
+
+    pub(crate) fn download_module(&self, hash: &str) -> http::Response<ApiBody> {
+        let st = self.shared.read();
+        match st.modules.resolve(hash) {
+            Ok(r) => full(
+                StatusCode::OK,
+                "application/wasm",
+                Bytes::copy_from_slice(&r.bytes.0),
+            ),
+            Err(e) => text(StatusCode::NOT_FOUND, e),
+        }
+    }
+
+    pub(crate) fn rejected(&self) -> http::Response<ApiBody> {
+        let st = self.shared.read();
+        json(&json!({
+            "Total": st.rejected,
+            "Entries": st.rejected_log,
+        }))
+    }
+
+    pub(crate) async fn steer_shadow(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> http::Response<ApiBody> {
+        let which = match read_which(req).await {
+            Ok(w) => w,
+            Err(r) => return r,
+        };
+        let command = if which == "off" {
+            ShadowCommand::Stop
+        } else {
+            match self.shared.read().modules.resolve(&which) {
+                Ok(m) => ShadowCommand::Start(m.hash.clone()),
+                Err(e) => return text(StatusCode::NOT_FOUND, e),
+            }
+        };
+        *self
+            .shared
+            .shadow_command
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(command.clone());
+        text(
+            StatusCode::ACCEPTED,
+            match command {
+                ShadowCommand::Stop => "the shadow stops before the next entry".to_owned(),
+                ShadowCommand::Start(h) => format!(
+                    "module {h} runs as this node's shadow from the next entry on; see GET /shadow"
+                ),
+            },
+        )
+    }
+
+    /// The current snapshot file (`SnapshotData`), with its index in `X-Snapshot-Index`.
+    pub(crate) async fn download_snapshot(&self) -> http::Response<ApiBody> {
+        let store = self.snapshots.clone();
+        match tokio::task::spawn_blocking(move || store.load()).await {
+            Ok(Ok(Some((meta, data)))) => {
+                let mut r = full(StatusCode::OK, "application/octet-stream", data);
+                let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
+                if let Ok(v) = HeaderValue::from_str(&index.to_string()) {
+                    r.headers_mut().insert("X-Snapshot-Index", v);
+                }
+                r
+            }
+            Ok(Ok(None)) => text(StatusCode::NOT_FOUND, "this node has no snapshot yet"),
+            Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+
+    /// Committed request entries from `from` on (postcard `Vec<(u64, Request)>`), at most
+    /// [`LOG_PAGE`] log indexes; `X-Next` is where the next page starts and
+    /// `X-Last-Index` the last committed index.
+    pub(crate) async fn download_log(&self, query: &str) -> http::Response<ApiBody> {
+        let from: u64 = match query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("from="))
+            .map(str::parse)
+        {
+            Some(Ok(n)) => n,
+            _ => return text(StatusCode::BAD_REQUEST, "expected ?from=<index>"),
+        };
+        let committed = self.shared.read().applied_index();
+        let mut log = self.log.clone();
+        let first = match log.get_log_state().await {
+            Ok(s) => s.last_purged_log_id.map(|l| l.index + 1).unwrap_or(0),
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+        if from < first {
+            return text(
+                StatusCode::GONE,
+                format!(
+                    "entries before {first} are purged (a newer snapshot covers them): fetch GET /snapshot again"
+                ),
+            );
+        }
+        let to = (from + LOG_PAGE).min(committed + 1);
+        let entries = if from < to {
+            match log.try_get_log_entries(from..to).await {
+                Ok(chunk) => crate::canary::normal_entries(chunk),
+                Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        } else {
+            Vec::new()
+        };
+        let body = match postcard::to_allocvec(&entries) {
+            Ok(b) => b,
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+        let mut r = full(StatusCode::OK, "application/octet-stream", body);
+        for (name, value) in [("X-Next", to.max(from)), ("X-Last-Index", committed)] {
+            if let Ok(v) = HeaderValue::from_str(&value.to_string()) {
+                r.headers_mut().insert(name, v);
+            }
+        }
+        r
+    }
+}

@@ -1,0 +1,380 @@
+//! Logic modules as replicated state: the uploaded components (by content hash), which
+//! one is active since which log index, and the node-local cache of compiled modules.
+//!
+//! The bytes of every known module are part of the replicated state (and so of every
+//! snapshot): a node that joins or restores later can run the right version at the right
+//! index without ever having seen the upload entry. Compiling is node-local and happens
+//! off the apply path: an upload entry starts a background compile; the activation entry
+//! waits for it only if it is not done yet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Condvar, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+
+use crate::runtime::{LogicModule, ModuleInfo, RuntimeError};
+
+/// Modules kept at most. Uploading one more forgets the oldest that is neither active nor
+/// the one before it (so a rollback target is always kept).
+pub const MAX_MODULES: usize = 8;
+
+/// Largest component accepted for upload.
+pub const MAX_MODULE_BYTES: usize = 32 << 20;
+
+/// Component bytes, shared (cloning the replicated state for a snapshot copies no bytes).
+/// Serialised as base64 in JSON (raft RPCs), as raw bytes in postcard (log, snapshots).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ModuleBytes(pub Arc<[u8]>);
+
+impl std::fmt::Debug for ModuleBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ModuleBytes({} bytes)", self.0.len())
+    }
+}
+
+impl ModuleBytes {
+    pub fn new(bytes: &[u8]) -> ModuleBytes {
+        ModuleBytes(Arc::from(bytes))
+    }
+
+    /// SHA-256 of the bytes, hex: the module's identity.
+    pub fn hash(&self) -> String {
+        hash_of(&self.0)
+    }
+}
+
+pub fn hash_of(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Serialize for ModuleBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            use base64::Engine as _;
+            s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(&self.0))
+        } else {
+            s.serialize_bytes(&self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ModuleBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            use base64::Engine as _;
+            let text = String::deserialize(d)?;
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map(|b| ModuleBytes(Arc::from(b)))
+                .map_err(serde::de::Error::custom)
+        } else {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = ModuleBytes;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("component bytes")
+                }
+                fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ModuleBytes, E> {
+                    Ok(ModuleBytes::new(v))
+                }
+                fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ModuleBytes, E> {
+                    Ok(ModuleBytes(Arc::from(v)))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<ModuleBytes, A::Error> {
+                    let mut v = Vec::new();
+                    while let Some(b) = seq.next_element::<u8>()? {
+                        v.push(b);
+                    }
+                    Ok(ModuleBytes(Arc::from(v)))
+                }
+            }
+            d.deserialize_byte_buf(V)
+        }
+    }
+}
+
+/// One uploaded module, as every node records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleRecord {
+    pub hash: String,
+    /// From the module's own `info()` (checked by the node that took the upload).
+    pub name: String,
+    pub version: String,
+    pub snapshot_format: u32,
+    pub size: usize,
+    pub uploaded_index: u64,
+    pub uploaded_ms: u64,
+    pub bytes: ModuleBytes,
+}
+
+/// One switch of the active module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activation {
+    pub hash: String,
+    pub version: String,
+    /// The log index of the activation entry: entries after it run the new module.
+    pub index: u64,
+    pub time_ms: u64,
+}
+
+/// The module part of the replicated state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Modules {
+    pub known: BTreeMap<String, ModuleRecord>,
+    /// Every activation, oldest first (the last one is the active module). Empty: the
+    /// node runs the module built into its binary (only before the first activation,
+    /// which a new network commits as its first entries).
+    pub history: Vec<Activation>,
+}
+
+impl Modules {
+    pub fn active(&self) -> Option<&Activation> {
+        self.history.last()
+    }
+
+    /// The module active before the current one (the rollback target).
+    pub fn previous(&self) -> Option<&Activation> {
+        let active = self.active()?;
+        self.history.iter().rev().find(|a| a.hash != active.hash)
+    }
+
+    /// Finds a known module by full hash, unique hash prefix (at least 8 digits), version,
+    /// or one of the words `previous` / `active`.
+    pub fn resolve(&self, what: &str) -> Result<&ModuleRecord, String> {
+        let hash = match what {
+            "previous" => self
+                .previous()
+                .map(|a| a.hash.clone())
+                .ok_or("no module was active before the current one")?,
+            "active" => self
+                .active()
+                .map(|a| a.hash.clone())
+                .ok_or("no module has been activated yet")?,
+            _ => {
+                let by_hash: Vec<&ModuleRecord> = if what.len() >= 8 {
+                    self.known
+                        .values()
+                        .filter(|m| m.hash.starts_with(&what.to_ascii_lowercase()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let by_version: Vec<&ModuleRecord> =
+                    self.known.values().filter(|m| m.version == what).collect();
+                match (by_hash.as_slice(), by_version.as_slice()) {
+                    ([m], _) => m.hash.clone(),
+                    ([], [m]) => m.hash.clone(),
+                    ([], []) => return Err(format!("no module {what:?} has been uploaded")),
+                    _ => {
+                        return Err(format!(
+                            "{what:?} names more than one module; use the full hash"
+                        ));
+                    }
+                }
+            }
+        };
+        self.known
+            .get(&hash)
+            .ok_or_else(|| format!("module {hash} is no longer kept"))
+    }
+
+    /// Records an upload (idempotent for a known hash); forgets the oldest module beyond
+    /// [`MAX_MODULES`] that is neither active nor the rollback target.
+    pub fn add(&mut self, record: ModuleRecord) {
+        if self.known.contains_key(&record.hash) {
+            return;
+        }
+        self.known.insert(record.hash.clone(), record);
+        while self.known.len() > MAX_MODULES {
+            let keep: Vec<String> = [self.active(), self.previous()]
+                .into_iter()
+                .flatten()
+                .map(|a| a.hash.clone())
+                .collect();
+            let oldest = self
+                .known
+                .values()
+                .filter(|m| !keep.contains(&m.hash))
+                .min_by_key(|m| m.uploaded_index)
+                .map(|m| m.hash.clone());
+            match oldest {
+                Some(h) => {
+                    self.known.remove(&h);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
+type Slot = Arc<(Mutex<Option<Result<Arc<LogicModule>, String>>>, Condvar)>;
+
+/// Compiled modules of this node, by hash. Compiles in the background; [`ModuleCache::get`]
+/// waits for a compile in progress or compiles on the spot.
+pub struct ModuleCache {
+    engine: Engine,
+    slots: Mutex<HashMap<String, Slot>>,
+}
+
+impl std::fmt::Debug for ModuleCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleCache").finish_non_exhaustive()
+    }
+}
+
+impl ModuleCache {
+    pub fn new(engine: Engine) -> Arc<ModuleCache> {
+        Arc::new(ModuleCache {
+            engine,
+            slots: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Adds an already compiled module (the one built into the binary).
+    pub fn insert(&self, module: Arc<LogicModule>) {
+        let slot: Slot = Arc::new((Mutex::new(Some(Ok(module.clone()))), Condvar::new()));
+        self.lock().insert(module.hash.clone(), slot);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The slot of `hash`, and whether the caller must compile it.
+    fn slot(&self, hash: &str) -> (Slot, bool) {
+        let mut slots = self.lock();
+        match slots.get(hash) {
+            Some(s) => (s.clone(), false),
+            None => {
+                let s: Slot = Arc::new((Mutex::new(None), Condvar::new()));
+                slots.insert(hash.to_owned(), s.clone());
+                (s, true)
+            }
+        }
+    }
+
+    fn compile_into(&self, slot: &Slot, bytes: &[u8]) {
+        let result = LogicModule::new(&self.engine, bytes).map_err(|e| e.to_string());
+        let (lock, cond) = &**slot;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+        cond.notify_all();
+    }
+
+    /// Starts compiling in the background (no-op when known).
+    pub fn prepare(self: &Arc<Self>, bytes: ModuleBytes) {
+        let (slot, mine) = self.slot(&bytes.hash());
+        if mine {
+            let cache = self.clone();
+            std::thread::spawn(move || cache.compile_into(&slot, &bytes.0));
+        }
+    }
+
+    /// The compiled module; waits for a background compile or compiles now.
+    pub fn get(&self, bytes: &ModuleBytes) -> Result<Arc<LogicModule>, String> {
+        let (slot, mine) = self.slot(&bytes.hash());
+        if mine {
+            self.compile_into(&slot, &bytes.0);
+        }
+        let (lock, cond) = &*slot;
+        let mut guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while guard.is_none() {
+            guard = cond.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        guard.clone().unwrap_or_else(|| Err("not compiled".into()))
+    }
+
+    /// Compiles and checks a module before it is proposed: valid, supported contract,
+    /// imports only `unsplit:*`, and `info()` answers. The compiled module is kept.
+    pub fn check(&self, bytes: &ModuleBytes) -> Result<(Arc<LogicModule>, ModuleInfo), String> {
+        let module = self.get(bytes)?;
+        let info = module.info().map_err(|e| match e {
+            RuntimeError::Trap { .. } => format!("the module's info() failed: {e}"),
+            other => other.to_string(),
+        })?;
+        Ok((module, info))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(n: u8, index: u64) -> ModuleRecord {
+        let bytes = ModuleBytes::new(&[n]);
+        ModuleRecord {
+            hash: bytes.hash(),
+            name: "m".into(),
+            version: format!("1.0.{n}"),
+            snapshot_format: 1,
+            size: 1,
+            uploaded_index: index,
+            uploaded_ms: 0,
+            bytes,
+        }
+    }
+
+    fn activate(m: &mut Modules, r: &ModuleRecord, index: u64) {
+        m.history.push(Activation {
+            hash: r.hash.clone(),
+            version: r.version.clone(),
+            index,
+            time_ms: 0,
+        });
+    }
+
+    #[test]
+    fn resolves_by_hash_prefix_version_and_words() {
+        let mut m = Modules::default();
+        let (a, b) = (record(1, 1), record(2, 2));
+        m.add(a.clone());
+        m.add(b.clone());
+        assert_eq!(m.resolve(&a.hash[..10]).unwrap().hash, a.hash);
+        assert_eq!(m.resolve("1.0.2").unwrap().hash, b.hash);
+        assert!(m.resolve("1.0.3").unwrap_err().contains("no module"));
+        assert!(m.resolve("previous").is_err());
+        activate(&mut m, &a, 3);
+        activate(&mut m, &b, 4);
+        assert_eq!(m.resolve("active").unwrap().hash, b.hash);
+        assert_eq!(m.resolve("previous").unwrap().hash, a.hash);
+        activate(&mut m, &a, 5);
+        assert_eq!(m.resolve("previous").unwrap().hash, b.hash);
+    }
+
+    #[test]
+    fn keeps_at_most_max_modules_but_never_the_active_or_previous() {
+        let mut m = Modules::default();
+        let first = record(0, 0);
+        let second = record(1, 1);
+        m.add(first.clone());
+        m.add(second.clone());
+        activate(&mut m, &first, 2);
+        activate(&mut m, &second, 3);
+        for n in 2..20u8 {
+            m.add(record(n, n as u64 + 10));
+        }
+        assert_eq!(m.known.len(), MAX_MODULES);
+        assert!(m.known.contains_key(&first.hash));
+        assert!(m.known.contains_key(&second.hash));
+        assert!(m.known.contains_key(&record(19, 29).hash));
+    }
+
+    #[test]
+    fn bytes_round_trip_in_json_and_postcard() {
+        let b = ModuleBytes::new(b"\0asm\x01");
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(json, "\"AGFzbQE=\"");
+        assert_eq!(serde_json::from_str::<ModuleBytes>(&json).unwrap(), b);
+        let pc = postcard::to_allocvec(&b).unwrap();
+        assert_eq!(pc.len(), 6);
+        assert_eq!(postcard::from_bytes::<ModuleBytes>(&pc).unwrap(), b);
+    }
+}
