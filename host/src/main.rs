@@ -109,8 +109,8 @@ struct CanaryArgs {
 /// Which network an operator tool talks to.
 #[derive(clap::Args)]
 struct TargetArgs {
-    /// Nodes of the network, host:port[,host:port…].
-    #[arg(long, required_unless_present_any = ["localnet", "data_dir"])]
+    /// Nodes of the network, host:port[,host:port…] (or --localnet).
+    #[arg(long)]
     network: Option<String>,
     /// The network password (user robustirc).
     #[arg(long, env = "UNSPLIT_NETWORK_PASSWORD", hide_env_values = true)]
@@ -129,10 +129,10 @@ impl TargetArgs {
         if let Some(dir) = &self.localnet {
             return Ok(Target::from_localnet(dir)?);
         }
-        let servers = self
+        let servers: Vec<String> = self
             .network
             .as_deref()
-            .unwrap_or_default()
+            .context("--network (or --localnet) is needed")?
             .split(',')
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
