@@ -99,7 +99,7 @@ impl Api {
             Ok(w) => w,
             Err(r) => return r,
         };
-        let (hash, version) = {
+        let (hash, version, bytes) = {
             let st = self.shared.read();
             match st.modules.resolve(&which) {
                 Ok(m) if st.modules.active().is_some_and(|a| a.hash == m.hash) => {
@@ -108,10 +108,19 @@ impl Api {
                         format!("module {} ({}) is already active", m.hash, m.version),
                     );
                 }
-                Ok(m) => (m.hash.clone(), m.version.clone()),
+                Ok(m) => (m.hash.clone(), m.version.clone(), m.bytes.clone()),
                 Err(e) => return text(StatusCode::NOT_FOUND, e),
             }
         };
+        // Every node started compiling at the upload; wait until this one is done, so
+        // the switch itself does not include a compile (the apply loop would stall).
+        let cache = self.cache.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cache.get(&bytes)).await {
+            return text(
+                StatusCode::CONFLICT,
+                format!("module {hash} does not compile: {e}"),
+            );
+        }
         match self
             .propose(Op::ModuleActivate { hash: hash.clone() })
             .await

@@ -296,7 +296,7 @@ pub fn resolve_module(
                 .join(", ")
         ))
     })?;
-    Ok((record.bytes.clone(), record.version.clone()))
+    Ok((record.bytes.clone(), what.to_owned()))
 }
 
 /// One input where the two versions disagree.
