@@ -196,6 +196,20 @@ async fn messages_of_death_are_rejected_on_every_node_alike() {
     let (alice, mut alice_stream) = user(&http, "alice").await;
     let (_bob, mut bob_stream) = user(&http, "bob").await;
     let auth = unsplit_host::network::basic_auth(PASSWORD);
+    // Something that is not a logic component is refused at the door, with the reason.
+    let r = http
+        .request(
+            "POST",
+            "/module",
+            &[("Authorization", &auth)],
+            Bytes::from_static(b"\0asm not really"),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        r.body.contains("not a usable unsplit:irc logic component"),
+        "{r:?}"
+    );
     let mut index = 0;
     for (bytes, magic, kind) in [
         (fixtures::PANIC, "FIXTURE PANIC", "Panic"),
