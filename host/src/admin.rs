@@ -7,7 +7,9 @@
 //! - `GET /module/<hash>`: a module's bytes;
 //! - `GET /rejected`: the entries the logic trapped on (newest last);
 //! - `GET|POST /shadow` (`{"Module": hash|version|"off"}`): this node's shadow module;
-//! - `GET /snapshot`, `GET /log?from=N`: the recording the canary replays.
+//! - `GET /snapshot`, `GET /log?from=N`: the recording the canary replays;
+//! - `GET /config`, `POST /config`: the network configuration (TOML) with its revision in
+//!   `X-RobustIRC-Config-Revision`, as RobustIRC.
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
@@ -20,6 +22,9 @@ use crate::api::{Api, ApiBody, full, json, read_body, text};
 use crate::modules::{MAX_MODULE_BYTES, ModuleBytes};
 use crate::raft::{Op, Response};
 use crate::sm::ShadowCommand;
+
+/// The header carrying the configuration's revision (RobustIRC's name).
+pub const CONFIG_REVISION: &str = "X-RobustIRC-Config-Revision";
 
 /// Entries per `GET /log` page at most.
 pub const LOG_PAGE: u64 = 5000;
@@ -42,7 +47,75 @@ async fn read_which(req: http::Request<Incoming>) -> Result<String, http::Respon
         })
 }
 
+fn with_revision(mut r: http::Response<ApiBody>, revision: u64) -> http::Response<ApiBody> {
+    if let Ok(v) = HeaderValue::from_str(&revision.to_string()) {
+        r.headers_mut().insert(CONFIG_REVISION, v);
+    }
+    r
+}
+
 impl Api {
+    pub(crate) fn get_config(&self) -> http::Response<ApiBody> {
+        let st = self.shared.read();
+        with_revision(
+            full(
+                StatusCode::OK,
+                "application/toml; charset=utf-8",
+                st.config_toml.clone(),
+            ),
+            st.config_revision,
+        )
+    }
+
+    /// Replaces the configuration: the body is the whole TOML document, the header the
+    /// revision it was edited from. Refused with 400 and the reason (revision mismatch,
+    /// invalid TOML or values, with line and column); nothing changes then.
+    pub(crate) async fn post_config(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> http::Response<ApiBody> {
+        let revision = match req
+            .headers()
+            .get(CONFIG_REVISION)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().parse::<u64>())
+        {
+            Some(Ok(r)) => r,
+            _ => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("{CONFIG_REVISION} must name the revision the edit started from"),
+                );
+            }
+        };
+        let body = match read_body(req.into_body(), 1 << 20).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let Ok(toml) = String::from_utf8(body.to_vec()) else {
+            return text(StatusCode::BAD_REQUEST, "the configuration is not UTF-8");
+        };
+        let op = Op::Config {
+            toml,
+            revision: revision.saturating_add(1),
+        };
+        match self.propose(op).await {
+            Ok(Response::Applied) => with_revision(
+                text(
+                    StatusCode::OK,
+                    format!("configuration revision {}", revision + 1),
+                ),
+                revision + 1,
+            ),
+            Ok(Response::ConfigRefused(why)) => text(StatusCode::BAD_REQUEST, why),
+            Ok(other) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("unexpected answer: {other:?}"),
+            ),
+            Err(e) => e.response(),
+        }
+    }
+
     pub(crate) async fn upload_module(
         &self,
         req: http::Request<Incoming>,

@@ -237,6 +237,11 @@ impl Api {
                 None if path == "/module" => self.upload_module(req).await,
                 None => self.activate_module(req).await,
             },
+            (Method::GET, "/config") => self.get_config(),
+            (Method::POST, "/config") => match self.leader_elsewhere() {
+                Some(leader) => self.forward(&leader, req).await,
+                None => self.post_config(req).await,
+            },
             (Method::GET, "/modules") => self.list_modules(),
             (Method::GET, "/rejected") => self.rejected(),
             (Method::GET, "/shadow") => json(&*self.shared.shadow_status()),

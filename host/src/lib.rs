@@ -8,7 +8,7 @@
 //! - [`api`]: the HTTPS API (RobustSession, private API, raft RPCs);
 //! - [`node`]: starting a node; [`network`]: raft RPCs to peers; [`tls`]: certificates.
 
-mod admin;
+pub mod admin;
 pub mod api;
 pub mod canary;
 pub mod localnet;

@@ -42,6 +42,9 @@ enum Command {
         #[command(subcommand)]
         action: ModuleAction,
     },
+    /// Edit the network configuration: opens $EDITOR on it and submits the result
+    /// (refused, with the reason, when invalid or when someone else changed it first).
+    Editconfig(TargetArgs),
     /// Replay recorded inputs through two module versions and report every input whose
     /// output differs (exit status 1 on divergence, 2 on error). Never writes to a network.
     Canary(CanaryArgs),
@@ -304,6 +307,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Module { target, action } => runtime.block_on(module(target, action)),
+        Command::Editconfig(target) => runtime.block_on(editconfig(target)),
         Command::Canary(args) => match runtime.block_on(canary(args)) {
             Ok(true) => Ok(()),
             Ok(false) => std::process::exit(1),
@@ -582,4 +586,47 @@ async fn canary(args: CanaryArgs) -> anyhow::Result<bool> {
         println!("HTML report: {}", path.display());
     }
     Ok(report.divergent == 0)
+}
+
+/// `unsplit editconfig`: GET /config, $EDITOR, POST /config with the revision.
+async fn editconfig(target: TargetArgs) -> anyhow::Result<()> {
+    let ops = unsplit_host::ops::Ops::new(target.target()?)?;
+    let (revision, toml) = ops.get_config().await?;
+    let path = std::env::temp_dir().join(format!(
+        "unsplit-config-{}-rev{revision}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&path, &toml).with_context(|| format!("writing {}", path.display()))?;
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&path)
+        .status()
+        .with_context(|| format!("starting {editor}"))?;
+    anyhow::ensure!(
+        status.success(),
+        "{editor} failed ({status}); nothing was changed (your edit is in {})",
+        path.display()
+    );
+    let edited = std::fs::read_to_string(&path)?;
+    if edited == toml {
+        let _ = std::fs::remove_file(&path);
+        println!("no change (revision {revision} stays)");
+        return Ok(());
+    }
+    match ops.set_config(revision, edited).await {
+        Ok(new) => {
+            let _ = std::fs::remove_file(&path);
+            println!("configuration revision {new} is active");
+            Ok(())
+        }
+        Err(e) => anyhow::bail!(
+            "{e}\nnothing was changed; your edit is kept in {}",
+            path.display()
+        ),
+    }
 }

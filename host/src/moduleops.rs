@@ -1,5 +1,6 @@
 //! Operator tools for the module lifecycle: `unsplit module upload|activate|rollback|
-//! list|rejected|shadow`, and fetching a live network's recording for `unsplit canary`.
+//! list|rejected|shadow`, fetching a live network's recording for `unsplit canary`, and
+//! reading and replacing the network configuration (`unsplit editconfig`).
 //! They talk to the private API (see `admin`); writes go to any node, which forwards them
 //! to the leader.
 
@@ -68,6 +69,45 @@ impl Ops {
             200 => parse(&body),
             _ => Err(failed(path, &addr, status, &body)),
         }
+    }
+
+    /// The network configuration and its revision.
+    pub async fn get_config(&self) -> Result<(u64, String), OpsError> {
+        let (addr, status, headers, body) = self
+            .any("GET", "/config", Bytes::new(), Duration::from_secs(10))
+            .await?;
+        if status != 200 {
+            return Err(failed("GET /config", &addr, status, &body));
+        }
+        let revision = header_u64(&headers, crate::admin::CONFIG_REVISION)
+            .ok_or_else(|| OpsError::Failed(format!("{addr} sent no revision")))?;
+        Ok((revision, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    /// Replaces the configuration edited from `revision`; answers the new revision.
+    pub async fn set_config(&self, revision: u64, toml: String) -> Result<u64, OpsError> {
+        let req_body = Bytes::from(toml);
+        let mut errors = Vec::new();
+        for addr in self.servers() {
+            let result = self.request_config(addr, revision, req_body.clone()).await;
+            match result {
+                Ok((200, headers, _)) => {
+                    return header_u64(&headers, crate::admin::CONFIG_REVISION)
+                        .ok_or_else(|| OpsError::Failed(format!("{addr} sent no revision")));
+                }
+                Ok((status, _, body)) => {
+                    return Err(OpsError::Failed(format!(
+                        "refused (HTTP {status}): {}",
+                        String::from_utf8_lossy(&body).trim()
+                    )));
+                }
+                Err(e) => errors.push(format!("{addr}: {e}")),
+            }
+        }
+        Err(OpsError::Failed(format!(
+            "no node answered: {}",
+            errors.join("; ")
+        )))
     }
 
     /// Starts (`module`) or stops (`off`) the shadow on one node.

@@ -120,6 +120,33 @@ impl Ops {
         Ok((status, headers, body))
     }
 
+    /// `POST /config` with the revision header.
+    pub(crate) async fn request_config(
+        &self,
+        addr: &str,
+        revision: u64,
+        body: Bytes,
+    ) -> Result<(u16, http::HeaderMap, Bytes), String> {
+        let req = http::Request::post(format!("https://{addr}/config"))
+            .header(http::header::AUTHORIZATION, &self.auth)
+            .header(crate::admin::CONFIG_REVISION, revision.to_string())
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
+            .await
+            .map_err(|_| "timed out".to_owned())?
+            .map_err(|e| e.to_string())?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, headers, body))
+    }
+
     /// The first of the target's servers that answers (whatever the HTTP status):
     /// writes are forwarded to the leader by the node.
     pub async fn any(

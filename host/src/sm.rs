@@ -519,7 +519,15 @@ pub fn decide(st: &Replicated, index: u64, now: u64, op: &Op) -> Decision {
             )
         }
         Op::Tick => (0, runtime::EntryKind::Tick),
-        Op::Config { toml, .. } => {
+        Op::Config { toml, revision } => {
+            // Optimistic concurrency, as RobustIRC: an edit of revision N commits as N+1
+            // only if nobody committed N+1 first.
+            if *revision != st.config_revision + 1 {
+                return Decision::Done(Response::ConfigRefused(format!(
+                    "Revision mismatch: the configuration is at revision {}; fetch it again and redo the edit",
+                    st.config_revision
+                )));
+            }
             if let Err(e) = NetConfig::check(toml) {
                 return Decision::Done(Response::ConfigRefused(format!(
                     "invalid network configuration: {e}"

@@ -1,0 +1,170 @@
+//! The replicated network configuration: `GET/POST /config` with RobustIRC's revision
+//! header, refusals that change nothing, `unsplit editconfig`, and the logic's limits
+//! taking effect from the configuration.
+
+mod harness;
+
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use harness::{Http, PASSWORD, TestNode, tempdir, unsplit};
+
+const REV: &str = "X-RobustIRC-Config-Revision";
+
+async fn get(http: &Http) -> (u64, String) {
+    let r = http.private_get("/config", "application/toml").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let rev = r.headers[REV].to_str().unwrap().parse().unwrap();
+    (rev, r.body)
+}
+
+async fn post(http: &Http, revision: &str, toml: &str) -> harness::Reply {
+    let auth = unsplit_host::network::basic_auth(PASSWORD);
+    http.request(
+        "POST",
+        "/config",
+        &[("Authorization", &auth), (REV, revision)],
+        Bytes::from(toml.to_owned()),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revisions_refusals_editconfig_and_limits() {
+    let _guard = harness::exclusive().await;
+    let dir = tempdir();
+    let node = TestNode::start_single(&dir.path().join("node"));
+    let http = Http::new(&node).await;
+    http.wait_ready().await;
+    let (rev, toml) = get(&http).await;
+    assert_eq!(rev, 1);
+    assert!(toml.contains("FuelPerEntry"), "{toml}");
+
+    // An edit of revision 1 becomes revision 2.
+    let lean = toml.replace("FuelPerEntry = 2000000000", "FuelPerEntry = 30000000");
+    let r = post(&http, "1", &lean).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.headers[REV], "2");
+    // A second edit of revision 1 lost the race: refused, nothing changes.
+    let r = post(&http, "1", &toml).await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Revision mismatch"), "{r:?}");
+    // Invalid documents: refused with the line and the reason.
+    let r = post(&http, "2", "Network = \"x\"\nServerName = [\n").await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("line 2"), "{r:?}");
+    let r = post(
+        &http,
+        "2",
+        &lean.replace("MemoryMiB = 512", "MemoryMiB = 1"),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Logic.MemoryMiB = 1 is outside"), "{r:?}");
+    let r = post(
+        &http,
+        "2",
+        &lean.replace("SessionExpiration = \"30m\"", "SessionExpiration = \"1ms\""),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("SessionExpiration"), "{r:?}");
+    let r = post(&http, "two", &lean).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(get(&http).await, (2, lean.clone()));
+
+    // The lower fuel limit is in force: the looping fixture runs out of it at once.
+    let auth = unsplit_host::network::basic_auth(PASSWORD);
+    let r = http
+        .request(
+            "POST",
+            "/module",
+            &[("Authorization", &auth)],
+            Bytes::from_static(unsplit_irc_component::fixtures::LOOP),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let hash = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["Hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = http
+        .request(
+            "POST",
+            "/module/activate",
+            &[("Authorization", &auth)],
+            serde_json::json!({ "Module": hash }).to_string(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let s = http.create_session().await;
+    let mut stream = http.stream(&s, "0.0").await;
+    assert_eq!(http.post(&s, "FIXTURE LOOP").await, 200);
+    let notice = stream
+        .lines_until("rejected", Duration::from_secs(20))
+        .await
+        .pop()
+        .unwrap();
+    assert!(notice.contains("OutOfFuel"), "{notice}");
+
+    // editconfig: $EDITOR edits the file, the result is submitted as revision 3.
+    let editor = dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/^Network = .*/Network = \"edited\"/' \"$1\"\n",
+    )
+    .unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "chmod +x {e} && EDITOR={e} {u} editconfig --network {a} --network-password {p} --tls-ca-file {c}",
+            e = editor.display(),
+            u = unsplit().display(),
+            a = node.addr,
+            p = PASSWORD,
+            c = node.ca().display()
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("configuration revision 3 is active"),
+        "{stdout}"
+    );
+    let (rev, now) = get(&http).await;
+    assert_eq!(rev, 3);
+    assert!(now.contains("Network = \"edited\""), "{now}");
+    // An edit that breaks the document is refused and changes nothing.
+    // (The first line, so it is a top-level key, not one of the [Logic] table.)
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i '1i MaxChannels = \"many\"' \"$1\"\n",
+    )
+    .unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "EDITOR={e} {u} editconfig --network {a} --network-password {p} --tls-ca-file {c}",
+            e = editor.display(),
+            u = unsplit().display(),
+            a = node.addr,
+            p = PASSWORD,
+            c = node.ca().display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("line 1") && stderr.contains("expected u32"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    assert_eq!(get(&http).await.0, 3);
+}
