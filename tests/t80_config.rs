@@ -4,6 +4,8 @@
 
 mod harness;
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -75,29 +77,8 @@ async fn revisions_refusals_editconfig_and_limits() {
     assert_eq!(get(&http).await, (2, lean.clone()));
 
     // The lower fuel limit is in force: the looping fixture runs out of it at once.
-    let auth = unsplit_host::network::basic_auth(PASSWORD);
-    let r = http
-        .request(
-            "POST",
-            "/module",
-            &[("Authorization", &auth)],
-            Bytes::from_static(unsplit_irc_component::fixtures::LOOP),
-        )
+    http.upload_and_activate(unsplit_irc_component::fixtures::LOOP)
         .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    let hash = serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["Hash"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = http
-        .request(
-            "POST",
-            "/module/activate",
-            &[("Authorization", &auth)],
-            serde_json::json!({ "Module": hash }).to_string(),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
     let s = http.create_session().await;
     let mut stream = http.stream(&s, "0.0").await;
     assert_eq!(http.post(&s, "FIXTURE LOOP").await, 200);
@@ -109,24 +90,11 @@ async fn revisions_refusals_editconfig_and_limits() {
     assert!(notice.contains("OutOfFuel"), "{notice}");
 
     // editconfig: $EDITOR edits the file, the result is submitted as revision 3.
-    let editor = dir.path().join("editor.sh");
-    std::fs::write(
-        &editor,
-        "#!/bin/sh\nsed -i 's/^Network = .*/Network = \"edited\"/' \"$1\"\n",
-    )
-    .unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "chmod +x {e} && EDITOR={e} {u} editconfig --network {a} --network-password {p} --tls-ca-file {c}",
-            e = editor.display(),
-            u = unsplit().display(),
-            a = node.addr,
-            p = PASSWORD,
-            c = node.ca().display()
-        ))
-        .output()
-        .unwrap();
+    let out = editconfig(
+        &node,
+        dir.path(),
+        "sed -i 's/^Network = .*/Network = \"edited\"/' \"$1\"",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -142,23 +110,11 @@ async fn revisions_refusals_editconfig_and_limits() {
     assert!(now.contains("Network = \"edited\""), "{now}");
     // An edit that breaks the document is refused and changes nothing.
     // (The first line, so it is a top-level key, not one of the [Logic] table.)
-    std::fs::write(
-        &editor,
-        "#!/bin/sh\nsed -i '1i MaxChannels = \"many\"' \"$1\"\n",
-    )
-    .unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "EDITOR={e} {u} editconfig --network {a} --network-password {p} --tls-ca-file {c}",
-            e = editor.display(),
-            u = unsplit().display(),
-            a = node.addr,
-            p = PASSWORD,
-            c = node.ca().display()
-        ))
-        .output()
-        .unwrap();
+    let out = editconfig(
+        &node,
+        dir.path(),
+        "sed -i '1i MaxChannels = \"many\"' \"$1\"",
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -167,4 +123,21 @@ async fn revisions_refusals_editconfig_and_limits() {
     );
     assert!(stderr.contains("nothing was changed"), "{stderr}");
     assert_eq!(get(&http).await.0, 3);
+}
+
+/// Runs `unsplit editconfig` against `node` with an `$EDITOR` that runs `script` (the
+/// file to edit is `$1`).
+fn editconfig(node: &TestNode, dir: &Path, script: &str) -> std::process::Output {
+    let editor = dir.join("editor.sh");
+    std::fs::write(&editor, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Command::new(unsplit())
+        .env("EDITOR", &editor)
+        .env_remove("VISUAL")
+        .args(["editconfig", "--network", &node.addr])
+        .args(["--network-password", PASSWORD])
+        .arg("--tls-ca-file")
+        .arg(node.ca())
+        .output()
+        .unwrap()
 }

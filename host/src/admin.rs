@@ -18,7 +18,7 @@ use openraft::storage::{RaftLogReader, RaftLogStorage};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{Api, ApiBody, full, json, read_body, text};
+use crate::api::{Api, ApiBody, full, json, read_body, text, unexpected};
 use crate::modules::{MAX_MODULE_BYTES, ModuleBytes};
 use crate::raft::{Op, Response};
 use crate::sm::ShadowCommand;
@@ -108,10 +108,7 @@ impl Api {
                 revision + 1,
             ),
             Ok(Response::ConfigRefused(why)) => text(StatusCode::BAD_REQUEST, why),
-            Ok(other) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("unexpected answer: {other:?}"),
-            ),
+            Ok(other) => unexpected(&other),
             Err(e) => e.response(),
         }
     }
@@ -140,7 +137,6 @@ impl Api {
             }
             Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
-        let hash = bytes.hash();
         let size = bytes.0.len();
         let op = Op::ModuleUpload {
             bytes,
@@ -156,10 +152,7 @@ impl Api {
                 "SnapshotFormat": info.snapshot_format,
                 "Size": size,
             })),
-            Ok(other) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("unexpected answer for module {hash}: {other:?}"),
-            ),
+            Ok(other) => unexpected(&other),
             Err(e) => e.response(),
         }
     }
@@ -212,10 +205,7 @@ impl Api {
                 json(&json!({ "Hash": h, "Version": version, "Index": index }))
             }
             Ok(Response::ModuleRefused(why)) => text(StatusCode::CONFLICT, why),
-            Ok(other) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("unexpected answer: {other:?}"),
-            ),
+            Ok(other) => unexpected(&other),
             Err(e) => e.response(),
         }
     }

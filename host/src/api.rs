@@ -152,6 +152,14 @@ pub(crate) fn json(value: &impl serde::Serialize) -> http::Response<ApiBody> {
     }
 }
 
+/// A raft answer a handler has no use for (a bug, not a client error).
+pub(crate) fn unexpected(answer: &Response) -> http::Response<ApiBody> {
+    text(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("unexpected answer: {answer:?}"),
+    )
+}
+
 /// Why a write did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum ProposeError {
@@ -364,10 +372,7 @@ impl Api {
                 })
             }
             Ok(Response::Rejected(reason)) => text(StatusCode::INTERNAL_SERVER_ERROR, reason),
-            Ok(other) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("unexpected: {other:?}"),
-            ),
+            Ok(other) => unexpected(&other),
             Err(e) => e.response(),
         }
     }
@@ -417,10 +422,7 @@ impl Api {
                 full(StatusCode::OK, "text/plain", "")
             }
             Ok(Response::NoSuchSession) => text(StatusCode::NOT_FOUND, "No such session"),
-            Ok(other) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("unexpected: {other:?}"),
-            ),
+            Ok(other) => unexpected(&other),
             Err(e) => e.response(),
         }
     }

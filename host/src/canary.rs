@@ -112,17 +112,8 @@ fn recipients(ids: &[u64]) -> String {
         .join(",")
 }
 
-pub fn kind_name(kind: &runtime::EntryKind) -> &'static str {
-    match kind {
-        runtime::EntryKind::CreateSession(_) => "create session",
-        runtime::EntryKind::DeleteSession(_) => "delete session",
-        runtime::EntryKind::IrcLine(_) => "line",
-        runtime::EntryKind::Tick => "tick",
-        runtime::EntryKind::Config(_) => "configuration",
-    }
-}
-
-fn describe(entry: &runtime::Entry) -> String {
+/// An entry's input as operators read it: the IRC line, or its kind in parentheses.
+pub fn describe(entry: &runtime::Entry) -> String {
     match &entry.kind {
         runtime::EntryKind::IrcLine(b) => String::from_utf8_lossy(b).into_owned(),
         runtime::EntryKind::CreateSession(addr) => format!("(create session from {addr})"),

@@ -89,7 +89,16 @@ impl Ops {
         let req_body = Bytes::from(toml);
         let mut errors = Vec::new();
         for addr in self.servers() {
-            let result = self.request_config(addr, revision, req_body.clone()).await;
+            let result = self
+                .request_with(
+                    "POST",
+                    addr,
+                    "/config",
+                    &[(crate::admin::CONFIG_REVISION, revision.to_string())],
+                    req_body.clone(),
+                    Duration::from_secs(30),
+                )
+                .await;
             match result {
                 Ok((200, headers, _)) => {
                     return header_u64(&headers, crate::admin::CONFIG_REVISION)

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 
-use crate::runtime::{LogicModule, ModuleInfo, RuntimeError};
+use crate::runtime::{LogicModule, ModuleInfo};
 
 /// Modules kept at most. Uploading one more forgets the oldest that is neither active nor
 /// the one before it (so a rollback target is always kept).
@@ -80,16 +80,6 @@ impl<'de> Deserialize<'de> for ModuleBytes {
                     Ok(ModuleBytes::new(v))
                 }
                 fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ModuleBytes, E> {
-                    Ok(ModuleBytes(Arc::from(v)))
-                }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                    self,
-                    mut seq: A,
-                ) -> Result<ModuleBytes, A::Error> {
-                    let mut v = Vec::new();
-                    while let Some(b) = seq.next_element::<u8>()? {
-                        v.push(b);
-                    }
                     Ok(ModuleBytes(Arc::from(v)))
                 }
             }
@@ -296,10 +286,9 @@ impl ModuleCache {
     /// imports only `unsplit:*`, and `info()` answers. The compiled module is kept.
     pub fn check(&self, bytes: &ModuleBytes) -> Result<(Arc<LogicModule>, ModuleInfo), String> {
         let module = self.get(bytes)?;
-        let info = module.info().map_err(|e| match e {
-            RuntimeError::Trap { .. } => format!("the module's info() failed: {e}"),
-            other => other.to_string(),
-        })?;
+        let info = module
+            .info()
+            .map_err(|e| format!("the module's info() failed: {e}"))?;
         Ok((module, info))
     }
 }

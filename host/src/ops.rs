@@ -96,13 +96,29 @@ impl Ops {
         body: Bytes,
         limit: Duration,
     ) -> Result<(u16, http::HeaderMap, Bytes), String> {
-        let req = http::Request::builder()
+        self.request_with(method, addr, path, &[], body, limit)
+            .await
+    }
+
+    /// [`Ops::request_bytes`] with extra request headers.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        addr: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+        limit: Duration,
+    ) -> Result<(u16, http::HeaderMap, Bytes), String> {
+        let mut req = http::Request::builder()
             .method(method)
             .uri(format!("https://{addr}{path}"))
             .header(http::header::AUTHORIZATION, &self.auth)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
+            .header(http::header::ACCEPT, "application/json");
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
         let resp = tokio::time::timeout(limit, self.client.request(req))
             .await
             .map_err(|_| "timed out".to_owned())?
@@ -117,33 +133,6 @@ impl Ops {
         .map_err(|_| "timed out".to_owned())?
         .map_err(|e| e.to_string())?
         .to_bytes();
-        Ok((status, headers, body))
-    }
-
-    /// `POST /config` with the revision header.
-    pub(crate) async fn request_config(
-        &self,
-        addr: &str,
-        revision: u64,
-        body: Bytes,
-    ) -> Result<(u16, http::HeaderMap, Bytes), String> {
-        let req = http::Request::post(format!("https://{addr}/config"))
-            .header(http::header::AUTHORIZATION, &self.auth)
-            .header(crate::admin::CONFIG_REVISION, revision.to_string())
-            .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
-        let resp = tokio::time::timeout(Duration::from_secs(30), self.client.request(req))
-            .await
-            .map_err(|_| "timed out".to_owned())?
-            .map_err(|e| e.to_string())?;
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
         Ok((status, headers, body))
     }
 

@@ -299,8 +299,10 @@ impl StateMachine {
             }
             Err(e) => return Err(io_err(e)),
         };
+        // Limits change only with the configuration.
+        let is_config = matches!(req.op, Op::Config { .. });
         let response = absorb(&mut st, index, now, req.op, &outcome);
-        let limits = st.config().limits();
+        let limits = is_config.then(|| st.config().limits());
         let mut woken: Vec<u64> = Vec::new();
         let lines: Vec<OutLine> = outcome
             .lines
@@ -326,7 +328,7 @@ impl StateMachine {
         let retention = st.config().session_expiration_ms + RETENTION_SLACK_MS;
         st.output.prune(now.saturating_sub(retention));
         drop(st);
-        if limits != self.logic.limits() {
+        if let Some(limits) = limits.filter(|l| *l != self.logic.limits()) {
             self.logic.set_limits(limits);
             if let Some(shadow) = &mut self.shadow {
                 shadow.logic.set_limits(limits);
@@ -679,10 +681,7 @@ impl Shadow {
         shared: &Shared,
     ) {
         let index = entry.index;
-        let input = match &entry.kind {
-            runtime::EntryKind::IrcLine(b) => String::from_utf8_lossy(b).into_owned(),
-            other => crate::canary::kind_name(other).to_owned(),
-        };
+        let input = crate::canary::describe(&entry);
         let shadow = self.logic.apply(entry);
         let a = crate::canary::Applied::from_result(active);
         let b = crate::canary::Applied::from_result(&shadow);

@@ -305,8 +305,51 @@ impl Http {
     }
 
     pub async fn private_post(&self, path: &str) -> Reply {
-        self.request("POST", path, &[("Authorization", &self.auth)], Bytes::new())
+        self.private_post_body(path, Bytes::new()).await
+    }
+
+    /// A private-API POST with a body.
+    pub async fn private_post_body(&self, path: &str, body: impl Into<Bytes>) -> Reply {
+        self.request("POST", path, &[("Authorization", &self.auth)], body)
             .await
+    }
+
+    /// Edits the network configuration (read, `edit`, write back with its revision).
+    pub async fn edit_config(&self, edit: impl FnOnce(&str) -> String) {
+        let r = self.private_get("/config", "application/toml").await;
+        assert_eq!(r.status, 200, "GET /config: {r:?}");
+        let revision = r.headers["X-RobustIRC-Config-Revision"]
+            .to_str()
+            .expect("revision")
+            .to_owned();
+        let r = self
+            .request(
+                "POST",
+                "/config",
+                &[
+                    ("Authorization", &self.auth),
+                    ("X-RobustIRC-Config-Revision", &revision),
+                ],
+                edit(&r.body),
+            )
+            .await;
+        assert_eq!(r.status, 200, "POST /config: {r:?}");
+    }
+
+    /// Uploads a logic component and activates it (both must succeed); its hash.
+    pub async fn upload_and_activate(&self, component: &'static [u8]) -> String {
+        let r = self
+            .private_post_body("/module", Bytes::from_static(component))
+            .await;
+        assert_eq!(r.status, 200, "upload: {r:?}");
+        let hash = serde_json::from_str::<serde_json::Value>(&r.body).expect("upload JSON")["Hash"]
+            .as_str()
+            .expect("Hash")
+            .to_owned();
+        let body = serde_json::json!({ "Module": hash }).to_string();
+        let r = self.private_post_body("/module/activate", body).await;
+        assert_eq!(r.status, 200, "activate: {r:?}");
+        hash
     }
 
     /// The JSON status, or `None` when the node does not answer.
@@ -361,23 +404,32 @@ impl Http {
         }
     }
 
-    /// Opens a GetMessages stream and returns its raw lines as they arrive.
+    /// Opens a GetMessages stream and returns its raw lines as they arrive. A node that
+    /// has not applied the session's creation yet answers 500 "Session not yet seen";
+    /// like a client, this tries again (bounded).
     pub async fn stream(&self, session: &Session, lastseen: &str) -> Stream {
-        let req = http::Request::get(format!(
-            "{}/robustirc/v1/{}/messages?lastseen={lastseen}",
-            self.base, session.id
-        ))
-        .header("X-Session-Auth", &session.auth)
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-        let resp = tokio::time::timeout(Duration::from_secs(20), self.client.request(req))
-            .await
-            .expect("GetMessages timed out")
-            .expect("GetMessages failed");
-        assert_eq!(resp.status(), 200);
-        Stream {
-            body: resp.into_body(),
-            buffer: Vec::new(),
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let req = http::Request::get(format!(
+                "{}/robustirc/v1/{}/messages?lastseen={lastseen}",
+                self.base, session.id
+            ))
+            .header("X-Session-Auth", &session.auth)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+            let resp = tokio::time::timeout(Duration::from_secs(20), self.client.request(req))
+                .await
+                .expect("GetMessages timed out")
+                .expect("GetMessages failed");
+            if resp.status() == 500 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            assert_eq!(resp.status(), 200);
+            return Stream {
+                body: resp.into_body(),
+                buffer: Vec::new(),
+            };
         }
     }
 

@@ -7,7 +7,7 @@
 //! - backoff delays carry jitter: a failure at exponent `n` waits a uniform random time in
 //!   `[2^n / 2, 2^n]` quarter seconds (n ≤ 8, so at most 64 s), so that clients that lost
 //!   the same server at the same moment do not come back at the same moment; the first
-//!   step is short (125–250 ms) because a leader change takes about a second, and the
+//!   step is short (250–500 ms) because a leader change takes about a second, and the
 //!   nodes hold writes during an election;
 //! - failures reported while a server is already backing off do not raise its exponent:
 //!   a thousand sessions losing one server at once count as one failure, not as a thousand.
