@@ -4,6 +4,8 @@
 //! the keys it knows and ignores the rest (the host's keys, such as `TrustedBridges`).
 //! Durations are Go-style strings as RobustIRC writes them: `"30m0s"`, `"500ms"`, `"1h"`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Why a configuration document was refused. The previous configuration stays active.
@@ -50,6 +52,10 @@ pub struct Config {
     pub max_channels: u32,
     #[serde(rename = "IRC")]
     pub irc: IrcConfig,
+    /// `[Plugins.<name>]`: each services plugin's settings, as a TOML document of its own
+    /// (the plugin reads it; the logic only passes it on when it changes).
+    #[serde(deserialize_with = "plugin_tables")]
+    pub plugins: BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -63,6 +69,7 @@ impl Default for Config {
             max_channels_per_session: 100,
             max_channels: 0,
             irc: IrcConfig::default(),
+            plugins: BTreeMap::new(),
         }
     }
 }
@@ -121,6 +128,23 @@ fn duration_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         parse_duration_ms(&text).map_err(serde::de::Error::custom)
     } else {
         u64::deserialize(d)
+    }
+}
+
+/// TOML writes each plugin's settings as a table; snapshots store the tables as TOML text.
+fn plugin_tables<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    if d.is_human_readable() {
+        let tables = BTreeMap::<String, toml::Table>::deserialize(d)?;
+        tables
+            .into_iter()
+            .map(|(name, table)| {
+                toml::to_string(&table)
+                    .map(|text| (name, text))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    } else {
+        BTreeMap::deserialize(d)
     }
 }
 
@@ -210,6 +234,18 @@ mod tests {
             }]
         );
         assert_eq!(c.network, "unsplit");
+    }
+
+    #[test]
+    fn plugin_settings_are_passed_on_as_toml() {
+        let c = Config::from_toml(
+            "[Plugins.nickserv]\nGracePeriod = \"30s\"\n[Plugins.chanserv]\n",
+        )
+        .unwrap();
+        assert_eq!(c.plugins["nickserv"], "GracePeriod = \"30s\"\n");
+        assert_eq!(c.plugins["chanserv"], "");
+        assert!(Config::from_toml("Plugins = 3").is_err());
+        assert!(Config::from_toml("[Plugins]\nnickserv = 3").is_err());
     }
 
     #[test]

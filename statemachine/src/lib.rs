@@ -21,13 +21,16 @@ pub mod fuzzing;
 mod message;
 mod numeric;
 mod output;
+pub mod pipeline;
 mod server;
+mod services;
 mod state;
 mod timefmt;
 pub mod transcript;
 
 pub use config::{Config, ConfigError, parse_duration_ms};
 pub use server::{RestoreError, Server};
+pub use unsplit_services as contract;
 
 /// The module's name as reported through the WIT `info` export.
 pub const MODULE_NAME: &str = "unsplit-irc";
@@ -100,4 +103,20 @@ pub struct Outcome {
     pub closed: Vec<SessionId>,
     /// A problem with the entry that no IRC line reports (e.g. invalid configuration).
     pub error: Option<String>,
+}
+
+/// An event for one service (the WIT `service-event`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEvent {
+    /// The service's name (its `PluginInfo::name`).
+    pub service: String,
+    pub event: unsplit_services::Event,
+}
+
+/// What one call of the services-aware logic produced (the WIT `step`): output for
+/// clients, events for services.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    pub outcome: Outcome,
+    pub events: Vec<ServiceEvent>,
 }

@@ -83,3 +83,14 @@ pub(crate) const ERR_CHANOPRIVSNEEDED: &str = "482";
 pub(crate) const ERR_NOOPERHOST: &str = "491";
 pub(crate) const ERR_UMODEUNKNOWNFLAG: &str = "501";
 pub(crate) const ERR_USERSDONTMATCH: &str = "502";
+
+// Accounts and SASL (IRCv3).
+pub(crate) const RPL_WHOISACCOUNT: &str = "330";
+pub(crate) const RPL_LOGGEDIN: &str = "900";
+pub(crate) const RPL_LOGGEDOUT: &str = "901";
+pub(crate) const RPL_SASLSUCCESS: &str = "903";
+pub(crate) const ERR_SASLFAIL: &str = "904";
+pub(crate) const ERR_SASLTOOLONG: &str = "905";
+pub(crate) const ERR_SASLABORTED: &str = "906";
+pub(crate) const ERR_SASLALREADY: &str = "907";
+pub(crate) const RPL_SASLMECHS: &str = "908";

@@ -3,13 +3,17 @@
 
 use std::collections::BTreeSet;
 
-use crate::{Outcome, OutputLine, SessionId};
+use unsplit_services::Event;
+
+use crate::{Outcome, OutputLine, ServiceEvent, SessionId, Step};
 
 #[derive(Debug, Default)]
 pub(crate) struct Output {
     lines: Vec<OutputLine>,
     closed: Vec<SessionId>,
     error: Option<String>,
+    /// Events for services, in the order they happened.
+    events: Vec<ServiceEvent>,
 }
 
 impl Output {
@@ -52,12 +56,24 @@ impl Output {
         self.error = Some(message);
     }
 
-    pub fn finish(mut self) -> Outcome {
+    /// An event for one service.
+    pub fn event(&mut self, service: &str, event: Event) {
+        self.events.push(ServiceEvent {
+            service: service.to_owned(),
+            event,
+        });
+    }
+
+    /// The outcome and the events for services.
+    pub fn finish_step(mut self) -> Step {
         self.closed.sort_unstable();
-        Outcome {
-            lines: self.lines,
-            closed: self.closed,
-            error: self.error,
+        Step {
+            outcome: Outcome {
+                lines: self.lines,
+                closed: self.closed,
+                error: self.error,
+            },
+            events: self.events,
         }
     }
 }

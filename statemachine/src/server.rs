@@ -5,8 +5,10 @@ use crate::config::Config;
 use crate::message::{self, LineError};
 use crate::numeric::*;
 use crate::output::Output;
+use crate::services;
 use crate::state::{Session, State};
-use crate::{Entry, EntryKind, Outcome, SNAPSHOT_FORMAT, SessionId};
+use crate::{Entry, EntryKind, Outcome, SNAPSHOT_FORMAT, SessionId, Step};
+use unsplit_services::{Action, Context, Event, EventKind, PluginInfo};
 
 /// Why a snapshot could not be restored. The state is left as it was.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,8 +48,13 @@ impl Server {
         self.state.sessions.len()
     }
 
-    /// Applies one committed entry.
+    /// Applies one committed entry (without services: their events are dropped).
     pub fn apply(&mut self, entry: &Entry) -> Outcome {
+        self.apply_step(entry).outcome
+    }
+
+    /// Applies one committed entry: its outcome, and the events for services.
+    pub fn apply_step(&mut self, entry: &Entry) -> Step {
         let mut out = Output::default();
         let state = &mut self.state;
         if state.created_ms == 0 {
@@ -86,13 +93,54 @@ impl Server {
                     line(state, &mut out, entry.session, raw);
                 }
             }
-            EntryKind::Tick => expire(state, &mut out),
+            EntryKind::Tick => {
+                expire(state, &mut out);
+                services::emit(state, &mut out, EventKind::Tick, || Event::Tick);
+            }
             EntryKind::Config(text) => match Config::from_toml(text) {
-                Ok(config) => state.config = config,
+                Ok(config) => {
+                    let old = std::mem::replace(&mut state.config, config);
+                    services::settings_changed(state, &mut out, &old.plugins);
+                }
                 Err(e) => out.error(e.to_string()),
             },
         }
-        out.finish()
+        out.finish_step()
+    }
+
+    /// The clock of a services call (same entry as the events it answers).
+    fn enter(&mut self, ctx: &Context) {
+        self.state.now_ms = self.state.now_ms.max(ctx.time_ms);
+        self.state.last_index = self.state.last_index.max(ctx.index);
+    }
+
+    /// The services that exist from now on (the WIT `core.set-services`).
+    pub fn set_services(&mut self, ctx: &Context, services: Vec<PluginInfo>) -> Step {
+        self.enter(ctx);
+        let mut out = Output::default();
+        services::set_services(&mut self.state, &mut out, services);
+        out.finish_step()
+    }
+
+    /// Applies a service's actions (the WIT `core.apply-actions`).
+    pub fn apply_actions(&mut self, ctx: &Context, service: &str, actions: Vec<Action>) -> Step {
+        self.enter(ctx);
+        let mut out = Output::default();
+        services::apply_actions(&mut self.state, &mut out, service, actions);
+        out.finish_step()
+    }
+
+    /// A service trapped on `events` (the WIT `core.service-failed`).
+    pub fn service_failed(&mut self, ctx: &Context, service: &str, events: Vec<Event>) -> Step {
+        self.enter(ctx);
+        let mut out = Output::default();
+        services::failed(&mut self.state, &mut out, service, events);
+        out.finish_step()
+    }
+
+    /// The services the logic knows, by name (for tests and the host's status).
+    pub fn service_names(&self) -> Vec<String> {
+        self.state.services.iter().map(|s| s.name.clone()).collect()
     }
 
     /// The whole state: a format number, then the postcard-encoded state.
@@ -176,8 +224,9 @@ fn expire(state: &mut State, out: &mut Output) {
 
 impl Server {
     /// Checks the state's internal consistency: the nick index matches the sessions,
-    /// channel membership is recorded on both sides, no channel is empty, invitations
-    /// are recorded on both sides. For tests; `Err` names the first problem found.
+    /// channel membership is recorded on both sides, no channel is empty unless it is
+    /// registered, invitations are recorded on both sides, no user holds a service's
+    /// nick. For tests; `Err` names the first problem found.
     pub fn check_invariants(&self) -> Result<(), String> {
         let s = &self.state;
         for (folded, id) in &s.nicks {
@@ -198,6 +247,11 @@ impl Server {
                 && s.nicks.get(&crate::casemap::fold(nick)) != Some(id)
             {
                 return Err(format!("session {id}'s nick {nick} is not indexed"));
+            }
+            if let Some(nick) = &session.nick
+                && services::by_nick(s, nick).is_some()
+            {
+                return Err(format!("session {id} holds the service nick {nick}"));
             }
             if !session.registered && !session.channels.is_empty() {
                 return Err(format!("unregistered session {id} is in channels"));
@@ -220,7 +274,7 @@ impl Server {
             }
         }
         for (key, ch) in &s.channels {
-            if ch.members.is_empty() {
+            if ch.members.is_empty() && !ch.registered {
                 return Err(format!("channel {key} is empty but exists"));
             }
             if crate::casemap::fold(&ch.name) != *key {

@@ -30,6 +30,8 @@ pub(crate) struct State {
     pub whowas: VecDeque<WhowasEntry>,
     /// Most registered users seen at once (RPL_LOCALUSERS/GLOBALUSERS).
     pub max_users: u64,
+    /// The services (plugins) that exist, by name.
+    pub services: Vec<crate::services::Service>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -57,6 +59,12 @@ pub(crate) struct Session {
     pub channels: BTreeSet<String>,
     /// Folded names of the channels this session was invited to.
     pub invited_to: BTreeSet<String>,
+    /// The services account the session is logged in to.
+    pub account: Option<String>,
+    /// IRCv3 capabilities the session enabled (`CAP REQ`).
+    pub caps: BTreeSet<String>,
+    /// A SASL exchange in progress.
+    pub sasl: Option<crate::services::Sasl>,
 }
 
 impl Session {
@@ -91,6 +99,8 @@ pub(crate) struct Channel {
     pub bans: Vec<Ban>,
     /// Sessions invited (cleared when they join or leave the network).
     pub invites: BTreeSet<SessionId>,
+    /// Registered with services (ChanServ): the channel stays when its last member leaves.
+    pub registered: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -265,7 +275,15 @@ impl State {
             }
             None => false,
         };
-        if empty && let Some(ch) = self.channels.remove(key) {
+        let registered = self.channels.get(key).is_some_and(|c| c.registered);
+        if empty && !registered {
+            self.remove_channel(key);
+        }
+    }
+
+    /// Deletes a channel, forgetting its invitations.
+    pub fn remove_channel(&mut self, key: &str) {
+        if let Some(ch) = self.channels.remove(key) {
             for invited in ch.invites {
                 if let Some(s) = self.sessions.get_mut(&invited) {
                     s.invited_to.remove(key);

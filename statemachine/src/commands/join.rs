@@ -4,7 +4,9 @@ use super::{Ctx, names, topic, valid_channel_name};
 use crate::casemap::{fold, wildcard_match};
 use crate::message::Message;
 use crate::numeric::*;
+use crate::services;
 use crate::state::{Channel, ChannelModes, Membership};
+use unsplit_services::{Event, EventKind};
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     if msg.param(0).is_empty() {
@@ -54,6 +56,11 @@ fn join_one(ctx: &mut Ctx, name: &str, given_key: &str) {
     let mask = me.mask();
     let invited = me.invited_to.contains(&folded);
     let now = ctx.state.now_ms;
+    let created = ctx
+        .state
+        .channels
+        .get(&folded)
+        .is_none_or(|ch| ch.members.is_empty());
     match ctx.state.channels.get(&folded) {
         Some(ch) => {
             let speaking = Membership::default();
@@ -129,4 +136,10 @@ fn join_one(ctx: &mut Ctx, name: &str, given_key: &str) {
         .send_sorted(members, format!(":{mask} JOIN {shown}"));
     topic::send_topic(ctx, &folded, false);
     names::send(ctx, &shown);
+    let (state, id) = (&*ctx.state, ctx.id);
+    services::emit(state, ctx.out, EventKind::Join, || Event::Join {
+        user: services::session_user(state, id),
+        channel: shown,
+        created,
+    });
 }

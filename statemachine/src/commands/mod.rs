@@ -7,7 +7,8 @@ use crate::numeric::*;
 use crate::output::Output;
 use crate::state::{Session, State};
 
-mod away;
+mod authenticate;
+pub(crate) mod away;
 mod cap;
 mod invite;
 mod ison;
@@ -16,10 +17,10 @@ mod kick;
 mod kill;
 mod list;
 mod lusers;
-mod mode;
+pub(crate) mod mode;
 mod motd;
 mod names;
-mod nick;
+pub(crate) mod nick;
 mod notice;
 mod oper;
 mod part;
@@ -28,7 +29,7 @@ mod ping;
 mod pong;
 mod privmsg;
 pub(crate) mod quit;
-mod registration;
+pub(crate) mod registration;
 mod time;
 mod topic;
 mod user;
@@ -76,6 +77,7 @@ const fn oper(command: Command) -> Command {
 
 /// The dispatch table, sorted by name.
 pub(crate) const COMMANDS: &[Command] = &[
+    pre(cmd("AUTHENTICATE", 1, authenticate::handle)),
     cmd("AWAY", 0, away::handle),
     pre(cmd("CAP", 1, cap::handle)),
     cmd("INVITE", 2, invite::handle),
@@ -118,6 +120,16 @@ pub(crate) fn lookup(name: &str) -> Option<&'static Command> {
 /// Runs the common checks, then the handler.
 pub(crate) fn dispatch(ctx: &mut Ctx, msg: &Message) {
     let Some(command) = lookup(&msg.command) else {
+        // A service's own command (`NS IDENTIFY …`) is a PRIVMSG to it.
+        if let Some(service) = crate::services::by_command(ctx.state, &msg.command) {
+            if !ctx.me().registered {
+                ctx.numeric(ERR_NOTREGISTERED, ":You have not registered");
+                return;
+            }
+            let name = service.name.clone();
+            crate::services::message(ctx, &name, &msg.params.join(" "));
+            return;
+        }
         ctx.numeric(
             ERR_UNKNOWNCOMMAND,
             &format!("{} :Unknown command", msg.command),
@@ -167,6 +179,9 @@ static GONE: Session = Session {
     away: None,
     channels: std::collections::BTreeSet::new(),
     invited_to: std::collections::BTreeSet::new(),
+    account: None,
+    caps: std::collections::BTreeSet::new(),
+    sasl: None,
 };
 
 impl Ctx<'_> {

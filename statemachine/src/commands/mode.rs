@@ -247,6 +247,58 @@ fn channel_mode(ctx: &mut Ctx, msg: &Message) {
     }
 }
 
+/// Channel member modes (`o`, `v`) set by a service (ChanServ): no privilege check, the
+/// service decided; changes that do not apply (a nick not on the channel, a status the
+/// member already has) are skipped. Announced to the channel from `source`.
+pub(crate) fn service_channel_mode(
+    state: &mut crate::state::State,
+    out: &mut crate::output::Output,
+    source: &str,
+    channel: &str,
+    modes: &str,
+    args: &[String],
+) {
+    let key = fold(channel);
+    let mut changes = Changes::default();
+    let mut plus = true;
+    let mut args = args.iter();
+    for mode in modes.chars().take(2 * MODES) {
+        match mode {
+            '+' => plus = true,
+            '-' => plus = false,
+            'o' | 'v' => {
+                let Some(nick) = args.next() else { break };
+                let Some(target) = state.find_nick(nick) else {
+                    continue;
+                };
+                let (tid, tnick) = (target.id, target.nick_or_star().to_owned());
+                let Some(m) = state
+                    .channels
+                    .get_mut(&key)
+                    .and_then(|ch| ch.members.get_mut(&tid))
+                else {
+                    continue;
+                };
+                let flag = if mode == 'o' { &mut m.op } else { &mut m.voice };
+                if *flag != plus {
+                    *flag = plus;
+                    changes.push(plus, mode, Some(tnick));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(ch) = state.channels.get(&key)
+        && !changes.flags.is_empty()
+    {
+        let members = ch.members.keys().copied().collect();
+        out.send_sorted(
+            members,
+            format!(":{source} MODE {} {}", ch.name, changes.render()),
+        );
+    }
+}
+
 fn send_ban_list(ctx: &mut Ctx, key: &str) {
     let Some(ch) = ctx.state.channels.get(key) else {
         return;

@@ -2,9 +2,12 @@
 
 use super::Ctx;
 use super::registration::{NICKLEN, try_register};
+use unsplit_services::{Event, EventKind};
+
 use crate::casemap::fold;
 use crate::message::Message;
 use crate::numeric::*;
+use crate::services;
 
 /// RFC 2812 nickname: a letter or special first, then letters, digits, specials, `-`.
 pub(crate) fn valid_nick(nick: &str) -> bool {
@@ -41,6 +44,13 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         return;
     }
     let folded = fold(new);
+    if services::by_nick(ctx.state, new).is_some() {
+        ctx.numeric(
+            ERR_NICKNAMEINUSE,
+            &format!("{new} :Nickname is reserved for services"),
+        );
+        return;
+    }
     match ctx.state.nicks.get(&folded) {
         Some(&owner) if owner != ctx.id => {
             ctx.numeric(
@@ -51,27 +61,39 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         }
         _ => {}
     }
+    set_nick(ctx, new);
+}
+
+/// Gives the session `ctx.id` a nick that is valid and free (checked by the caller):
+/// announced to the session and every common channel once registered (services forcing
+/// a nick change go through here too), else it may complete registration.
+pub(crate) fn set_nick(ctx: &mut Ctx, new: &str) {
     let me = ctx.me();
     if me.nick.as_deref() == Some(new) {
         return;
     }
     let old_mask = me.mask();
     let registered = me.registered;
-    let old_folded = me.nick.as_deref().map(fold);
+    let old_nick = me.nick.clone().unwrap_or_default();
     if registered {
         let snapshot = me.clone();
         ctx.state.record_whowas(&snapshot);
     }
-    if let Some(old) = old_folded {
-        ctx.state.nicks.remove(&old);
+    if !old_nick.is_empty() {
+        ctx.state.nicks.remove(&fold(&old_nick));
     }
-    ctx.state.nicks.insert(folded, ctx.id);
+    ctx.state.nicks.insert(fold(new), ctx.id);
     if let Some(s) = ctx.me_mut() {
         s.nick = Some(new.to_owned());
     }
     if registered {
         let peers = ctx.state.common_channel_peers(ctx.id, true);
         ctx.out.send_all(&peers, format!(":{old_mask} NICK :{new}"));
+        let (state, id) = (&*ctx.state, ctx.id);
+        services::emit(state, ctx.out, EventKind::NickChange, || Event::NickChange {
+            user: services::session_user(state, id),
+            old_nick,
+        });
     } else {
         try_register(ctx);
     }

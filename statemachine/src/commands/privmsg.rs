@@ -6,6 +6,7 @@ use super::registration::MAXTARGETS;
 use crate::casemap::{fold, wildcard_match};
 use crate::message::Message;
 use crate::numeric::*;
+use crate::services;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     deliver(ctx, msg, "PRIVMSG");
@@ -86,6 +87,14 @@ fn to_channel(ctx: &mut Ctx, target: &str, mask: &str, command: &str, text: &str
 }
 
 fn to_user(ctx: &mut Ctx, target: &str, mask: &str, command: &str, text: &str, replies: bool) {
+    if let Some(service) = services::by_nick(ctx.state, target) {
+        // Services answer PRIVMSGs; a NOTICE is never answered (RFC 2812 §3.3.2).
+        if replies {
+            let name = service.name.clone();
+            services::message(ctx, &name, text);
+        }
+        return;
+    }
     let Some(s) = ctx.state.find_nick(target) else {
         if replies {
             ctx.no_such_nick(target);

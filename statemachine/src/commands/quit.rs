@@ -6,7 +6,9 @@ use super::away::truncate;
 use crate::SessionId;
 use crate::message::Message;
 use crate::output::Output;
+use crate::services;
 use crate::state::State;
+use unsplit_services::{Event, EventKind};
 
 /// Longest quit reason in bytes (longer ones are cut): the QUIT relayed to peers and the
 /// ERROR line then stay within 512 bytes even for the longest nick, username and host,
@@ -47,6 +49,9 @@ pub(crate) fn end_session(state: &mut State, out: &mut Output, id: SessionId, re
         let peers = state.common_channel_peers(id, false);
         out.send_all(&peers, format!(":{} QUIT :{reason}", session.mask()));
         state.record_whowas(&session);
+        services::emit(state, out, EventKind::Quit, || {
+            Event::Quit(services::user(&session))
+        });
     }
     out.send(
         id,
@@ -81,7 +86,7 @@ mod tests {
         );
         let mut out = Output::default();
         end_session(&mut state, &mut out, 1, &"é".repeat(300));
-        let outcome = out.finish();
+        let outcome = out.finish_step().outcome;
         assert_eq!(outcome.closed, vec![1]);
         let line = &outcome.lines[0].line;
         assert!(line.len() < 510, "{}", line.len());

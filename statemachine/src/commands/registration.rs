@@ -3,7 +3,9 @@
 use super::{Ctx, lusers, motd};
 use crate::config::Config;
 use crate::numeric::*;
+use crate::services;
 use crate::timefmt;
+use unsplit_services::{Event, EventKind};
 
 pub(crate) const NICKLEN: usize = 30;
 pub(crate) const CHANNELLEN: usize = 50;
@@ -88,4 +90,17 @@ pub(crate) fn try_register(ctx: &mut Ctx) {
     send_isupport(ctx);
     lusers::send(ctx);
     motd::send(ctx);
+    let (state, id) = (&*ctx.state, ctx.id);
+    services::emit(state, ctx.out, EventKind::Registered, || {
+        Event::Registered(services::session_user(state, id))
+    });
+    // RobustIRC's `PASS nickserv=<password>` (also `PASS <user>:nickserv=<password>`):
+    // identify to the SASL service as registration completes.
+    let password = ctx.me().password.clone().unwrap_or_default();
+    if let Some(secret) = password.split(':').find_map(|p| p.strip_prefix("nickserv="))
+        && let Some(service) = services::sasl_service(ctx.state)
+    {
+        let name = service.name.clone();
+        services::message(ctx, &name, &format!("IDENTIFY {secret}"));
+    }
 }

@@ -5,7 +5,9 @@ use super::{Ctx, away::truncate};
 use crate::casemap::fold;
 use crate::message::Message;
 use crate::numeric::*;
+use crate::services;
 use crate::state::Topic;
+use unsplit_services::{Event, EventKind};
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let name = msg.param(0);
@@ -56,6 +58,11 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let members = ch.members.keys().copied().collect();
     ctx.out
         .send_sorted(members, format!(":{mask} TOPIC {shown} :{text}"));
+    services::emit(ctx.state, ctx.out, EventKind::Topic, || Event::Topic {
+        channel: shown,
+        text,
+        setter: mask,
+    });
 }
 
 /// RPL_TOPIC + RPL_TOPICWHOTIME, or RPL_NOTOPIC when `say_none` (JOIN stays silent).

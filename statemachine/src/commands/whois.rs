@@ -3,6 +3,7 @@
 use super::Ctx;
 use crate::message::Message;
 use crate::numeric::*;
+use crate::services;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     // `WHOIS <server> <nick>` is accepted; there is only one server.
@@ -14,6 +15,24 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let nick = nick.split(',').next().unwrap_or("");
     if nick.is_empty() {
         ctx.numeric(ERR_NONICKNAMEGIVEN, ":No nickname given");
+        return;
+    }
+    if let Some(service) = services::by_nick(ctx.state, nick) {
+        let (shown, description) = (service.nick.clone(), service.description.clone());
+        let server = ctx.server_name().to_owned();
+        ctx.numeric(
+            RPL_WHOISUSER,
+            &format!("{shown} {shown} {server} * :{description}"),
+        );
+        ctx.numeric(
+            RPL_WHOISSERVER,
+            &format!("{shown} {server} :Network services"),
+        );
+        ctx.numeric(
+            RPL_WHOISOPERATOR,
+            &format!("{shown} :is a Network Service"),
+        );
+        ctx.numeric(RPL_ENDOFWHOIS, &format!("{shown} :End of /WHOIS list"));
         return;
     }
     let Some(s) = ctx.state.find_nick(nick) else {
@@ -56,6 +75,12 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     }
     if s.oper.is_some() {
         ctx.numeric(RPL_WHOISOPERATOR, &format!("{shown} :is an IRC operator"));
+    }
+    if let Some(account) = &s.account {
+        ctx.numeric(
+            RPL_WHOISACCOUNT,
+            &format!("{shown} {account} :is logged in as"),
+        );
     }
     let idle = now.saturating_sub(s.last_message_ms) / 1000;
     let signon = s.created_ms / 1000;
