@@ -8,10 +8,10 @@
 use unsplit_services::{Action, Context, Hashed, SessionId, casefold};
 
 use crate::commands::{drop, ghost, identify, regain};
-use crate::notice;
 use crate::state::{
     Account, HASH_TIMEOUT_MS, MAX_FAILURES, MAX_PASSWORD_BYTES, Password, Pending, Purpose, State,
 };
+use crate::{notice, protect};
 
 /// Why a hash was not asked for. The texts are the notices the user gets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,6 +171,12 @@ pub(crate) fn on_result(
                 session,
                 format!("{account} is now registered to you, and you are now identified."),
             );
+            // Someone else may have taken the nick while the hash was computed.
+            if let Some(holder) = st.session_by_nick(&casefold(&account))
+                && holder != session
+            {
+                protect::check(st, ctx, out, holder);
+            }
         }
         Purpose::SetPassword { account } => {
             let hashed = match result {

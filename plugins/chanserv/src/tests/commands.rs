@@ -57,7 +57,13 @@ fn help_unknown_and_empty() {
     );
     assert_eq!(
         h.msg(&u, "\u{1}VERSION\u{1}", &[]),
-        vec![notice(1, "\u{1}VERSION unsplit ChanServ 0.1.0\u{1}")]
+        vec![notice(
+            1,
+            &format!(
+                "\u{1}VERSION unsplit ChanServ {}\u{1}",
+                env!("CARGO_PKG_VERSION")
+            )
+        )]
     );
 }
 

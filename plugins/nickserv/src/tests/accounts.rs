@@ -70,7 +70,13 @@ fn help_unknown_and_empty() {
     );
     assert_eq!(
         h.msg(&a, "\u{1}VERSION\u{1}"),
-        vec![notice(1, "\u{1}VERSION unsplit NickServ 0.1.0\u{1}")]
+        vec![notice(
+            1,
+            &format!(
+                "\u{1}VERSION unsplit NickServ {}\u{1}",
+                env!("CARGO_PKG_VERSION")
+            )
+        )]
     );
     assert_eq!(
         h.msg(&a, "\u{1}PING 42\u{1}"),

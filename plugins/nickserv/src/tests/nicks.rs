@@ -322,3 +322,24 @@ fn settings_change_grace_enforcement_and_guest_prefix() {
     let (_, out) = h.connect(5, "ALICE");
     assert_eq!(out, vec![notice(5, WARNING)]);
 }
+
+#[test]
+fn a_nick_taken_while_registering_is_protected_at_once() {
+    let mut h = H::new();
+    let (a, _) = h.connect(1, "alice");
+    let asked = h.msg(&a, "REGISTER secret1");
+    h.nick_change(&a, "alice_away");
+    let (_, out) = h.connect(2, "Alice");
+    assert_eq!(out, vec![]);
+    let done = h.answer(&asked);
+    assert_eq!(done.len(), 3, "{done:?}");
+    assert_eq!(done[2], notice(2, WARNING));
+    h.advance(60_000);
+    assert_eq!(
+        h.tick()[0],
+        Action::ForceNick {
+            session: 2,
+            nick: "Guest1".into()
+        }
+    );
+}
