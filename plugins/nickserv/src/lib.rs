@@ -1,2 +1,161 @@
 //! NickServ: accounts, nick protection and SASL PLAIN, as an unsplit services plugin.
-//! (Being written.)
+//!
+//! A deterministic state machine over [`unsplit_services`] events (see the contract in
+//! `wit/services-1.0.0/services.wit`): the IRC logic feeds it messages to `NickServ`,
+//! session events, ticks, SASL requests and password hashes; it answers actions.
+//!
+//! - An account is the nick it was registered with (case kept for display), looked up by
+//!   its case-folded form. Passwords are stored only as `{algorithm, salt, hash}`; the
+//!   host computes hashes off the apply path (`HashPassword` → a later
+//!   `PasswordHashed`), and this plugin only compares them.
+//! - A session has at most one hash request under way; requests unanswered after 60 s
+//!   of entry time are dropped (the user is told to try again). Failed password
+//!   attempts (IDENTIFY, GHOST, REGAIN, DROP and SASL alike) are limited to 5 per
+//!   account per 5 minutes.
+//! - Nick protection: a session using a registered nick without being logged in to it
+//!   is warned, and renamed to `<GuestPrefix><n>` on the first tick after the grace
+//!   period.
+//!
+//! Snapshot format 1: `1u32` little-endian, then the postcard encoding of the state.
+
+use serde::{Deserialize, Serialize};
+use unsplit_services::{Action, Context, Event, EventKind, Plugin, PluginInfo, SessionId};
+
+mod commands;
+mod hash;
+mod protect;
+mod sasl;
+mod settings;
+mod state;
+mod timefmt;
+
+#[cfg(test)]
+mod tests;
+
+use state::State;
+
+/// The snapshot format [`NickServ::snapshot`] writes and [`NickServ::restore`] reads.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// The NickServ plugin. `Default` is a fresh network: no accounts, default settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NickServ {
+    state: State,
+}
+
+/// A notice from NickServ.
+pub(crate) fn notice(out: &mut Vec<Action>, to: SessionId, text: impl Into<String>) {
+    out.push(Action::Notice {
+        to,
+        text: text.into(),
+    });
+}
+
+impl NickServ {
+    fn event(&mut self, ctx: &Context, event: Event, out: &mut Vec<Action>) {
+        let st = &mut self.state;
+        match event {
+            Event::Message { from, text, .. } => {
+                st.see(&from);
+                let mut call = commands::Call {
+                    st,
+                    ctx,
+                    out,
+                    from: &from,
+                };
+                commands::dispatch(&mut call, &text);
+            }
+            Event::Registered(user) => {
+                st.sessions
+                    .insert(user.session, state::Session::from_user(&user));
+                protect::check(st, ctx, out, user.session);
+            }
+            Event::NickChange { user, .. } | Event::AccountChange { user, .. } => {
+                st.see(&user);
+                protect::check(st, ctx, out, user.session);
+            }
+            Event::Quit(user) => {
+                st.sessions.remove(&user.session);
+                st.pending.retain(|_, p| p.session != user.session);
+            }
+            Event::Sasl {
+                session,
+                authzid,
+                authcid,
+                password,
+            } => sasl::handle(st, ctx, out, session, &authzid, &authcid, &password),
+            Event::Tick => {
+                hash::expire(st, ctx, out);
+                protect::enforce(st, ctx, out);
+                st.prune_failures(ctx.time_ms);
+            }
+            Event::Settings(text) => {
+                // The host validated the document; a bad one keeps the previous settings.
+                if let Ok(settings) = settings::Settings::parse(&text) {
+                    st.settings = settings;
+                }
+            }
+            Event::PasswordHashed { id, result } => hash::on_result(st, ctx, out, id, result),
+            Event::Join { .. } | Event::Topic { .. } => {}
+        }
+    }
+}
+
+impl Plugin for NickServ {
+    fn info(&self) -> PluginInfo {
+        PluginInfo {
+            name: "nickserv".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            snapshot_format: SNAPSHOT_FORMAT,
+            nick: "NickServ".into(),
+            description: "Nickname services".into(),
+            commands: vec!["NS".into(), "NICKSERV".into()],
+            subscriptions: vec![
+                EventKind::Registered,
+                EventKind::NickChange,
+                EventKind::Quit,
+                EventKind::AccountChange,
+                EventKind::Tick,
+            ],
+            sasl: true,
+        }
+    }
+
+    fn handle(&mut self, ctx: &Context, events: Vec<Event>) -> Vec<Action> {
+        let mut out = Vec::new();
+        for event in events {
+            self.event(ctx, event, &mut out);
+        }
+        out
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut bytes = SNAPSHOT_FORMAT.to_le_bytes().to_vec();
+        // Encoding maps, strings and integers into a Vec cannot fail.
+        if let Ok(body) = postcard::to_allocvec(&self.state) {
+            bytes.extend_from_slice(&body);
+        }
+        bytes
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        let (format, body) = data
+            .split_first_chunk::<4>()
+            .ok_or("nickserv snapshot: too short")?;
+        let format = u32::from_le_bytes(*format);
+        if format != SNAPSHOT_FORMAT {
+            return Err(format!(
+                "nickserv snapshot: format {format} (this version reads {SNAPSHOT_FORMAT})"
+            ));
+        }
+        let state: State =
+            postcard::from_bytes(body).map_err(|e| format!("nickserv snapshot: {e}"))?;
+        // Only the canonical encoding is accepted (no trailing bytes, no redundant forms),
+        // so restore followed by snapshot gives back exactly what was restored.
+        if postcard::to_allocvec(&state).ok().as_deref() != Some(body) {
+            return Err("nickserv snapshot: not in canonical form".into());
+        }
+        self.state = state;
+        Ok(())
+    }
+}

@@ -1,0 +1,247 @@
+//! One ChanServ command per file, and the dispatch table with each command's metadata
+//! (arguments, login, which channel it needs, the flag it needs, help), so HELP and the
+//! common checks live here once.
+
+use unsplit_services::{Action, ChannelStatus, Context, User, casefold, command_word};
+
+use crate::flags::Flags;
+use crate::notice;
+use crate::state::{Channel, State};
+
+mod access;
+mod deop;
+mod devoice;
+mod drop;
+mod help;
+mod info;
+mod op;
+mod register;
+mod topic;
+mod voice;
+
+/// The service's nick, as users address it in help texts.
+pub(crate) const SERVICE: &str = "ChanServ";
+
+/// What the first argument must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChannelArg {
+    /// No channel.
+    None,
+    /// A channel name, registered or not.
+    Any,
+    /// A registered channel.
+    Registered,
+}
+
+/// A command's handler and what the dispatcher checks before it.
+pub(crate) struct Command {
+    pub name: &'static str,
+    /// Fewer arguments get the syntax.
+    pub min_args: usize,
+    /// Only for sessions logged in to an account.
+    pub needs_login: bool,
+    pub channel: ChannelArg,
+    /// The flag needed on that (registered) channel; founders have every flag.
+    pub flag: Option<char>,
+    pub syntax: &'static str,
+    /// One line for the command list.
+    pub summary: &'static str,
+    /// Lines for `HELP <command>`.
+    pub help: &'static [&'static str],
+    pub handler: fn(&mut Call<'_>, &Args<'_>),
+}
+
+/// The table, in the order HELP lists it.
+pub(crate) const COMMANDS: &[Command] = &[
+    help::COMMAND,
+    register::COMMAND,
+    drop::COMMAND,
+    info::COMMAND,
+    op::COMMAND,
+    deop::COMMAND,
+    voice::COMMAND,
+    devoice::COMMAND,
+    access::COMMAND,
+    topic::COMMAND,
+];
+
+pub(crate) fn lookup(word: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name == word)
+}
+
+/// One message being handled.
+pub(crate) struct Call<'a> {
+    pub st: &'a mut State,
+    pub ctx: &'a Context,
+    pub out: &'a mut Vec<Action>,
+    pub from: &'a User,
+    /// The sender's channels with its status there.
+    pub channels: &'a [ChannelStatus],
+}
+
+impl Call<'_> {
+    pub(crate) fn reply(&mut self, text: impl Into<String>) {
+        notice(self.out, self.from.session, text);
+    }
+
+    /// The sender's status in a channel (folded), if it is there.
+    pub(crate) fn status(&self, folded: &str) -> Option<&ChannelStatus> {
+        self.channels
+            .iter()
+            .find(|c| casefold(&c.channel) == folded)
+    }
+
+    /// The sender's flags on a registered channel (folded).
+    pub(crate) fn flags(&self, folded: &str) -> Flags {
+        self.st
+            .channels
+            .get(folded)
+            .map_or(Flags::NONE, |c| c.flags(self.from.account.as_deref()))
+    }
+}
+
+/// A command's arguments: the words, and the text after the first word.
+pub(crate) struct Args<'a> {
+    pub words: Vec<&'a str>,
+    pub rest: &'a str,
+}
+
+impl<'a> Args<'a> {
+    fn new(rest: &'a str) -> Self {
+        Args {
+            words: rest.split_whitespace().collect(),
+            rest,
+        }
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<&'a str> {
+        self.words.get(i).copied()
+    }
+
+    /// The first argument, case-folded (the channel for channel commands).
+    pub(crate) fn folded_channel(&self) -> String {
+        casefold(self.get(0).unwrap_or_default())
+    }
+
+    /// Everything after the first word, trimmed.
+    pub(crate) fn after_first(&self) -> &'a str {
+        self.rest
+            .split_once(char::is_whitespace)
+            .map_or("", |(_, tail)| tail.trim())
+    }
+}
+
+/// Echoed words are cut to this many characters.
+const ECHO_CHARS: usize = 50;
+
+pub(crate) fn shown(word: &str) -> String {
+    word.chars().take(ECHO_CHARS).collect()
+}
+
+/// `#name`, no spaces, commas or control characters, at most 50 bytes.
+pub(crate) fn valid_channel(name: &str) -> bool {
+    name.starts_with('#')
+        && (2..=50).contains(&name.len())
+        && !name.contains(|c: char| c == ',' || c.is_whitespace() || c.is_control())
+}
+
+/// Runs the common checks, then the handler. Every message gets an answer.
+pub(crate) fn dispatch(call: &mut Call<'_>, text: &str) {
+    if text.starts_with('\u{1}') {
+        ctcp(call, text);
+        return;
+    }
+    let (word, rest) = command_word(text);
+    if word.is_empty() {
+        call.reply(format!("Type /msg {SERVICE} HELP for help."));
+        return;
+    }
+    let Some(command) = lookup(&word) else {
+        call.reply(format!(
+            "Unknown command {}. Type /msg {SERVICE} HELP for help.",
+            shown(&word)
+        ));
+        return;
+    };
+    if command.needs_login && call.from.account.is_none() {
+        call.reply(format!("You need to be logged in to use {}.", command.name));
+        return;
+    }
+    let args = Args::new(rest);
+    if args.words.len() < command.min_args {
+        call.reply(format!("Insufficient parameters for {}.", command.name));
+        call.reply(format!("Syntax: {}", command.syntax));
+        return;
+    }
+    if command.channel != ChannelArg::None {
+        let name = args.get(0).unwrap_or_default();
+        if !valid_channel(name) {
+            call.reply(format!("{} is not a valid channel name.", shown(name)));
+            return;
+        }
+        if command.channel == ChannelArg::Registered {
+            let folded = casefold(name);
+            let Some(channel) = call.st.channels.get(&folded) else {
+                call.reply(format!("{name} is not registered."));
+                return;
+            };
+            if let Some(letter) = command.flag
+                && !call
+                    .flags(&folded)
+                    .allows(Flags::letter(letter).unwrap_or(Flags::ALL))
+            {
+                let text = format!(
+                    "You need the {letter} flag on {} to use {}.",
+                    channel.name, command.name
+                );
+                call.reply(text);
+                return;
+            }
+        }
+    }
+    (command.handler)(call, &args);
+}
+
+/// CTCP VERSION and PING are answered; other CTCP requests are ignored, as clients do.
+fn ctcp(call: &mut Call<'_>, text: &str) {
+    let body = text.trim_matches('\u{1}');
+    let (word, _) = command_word(body);
+    match word.as_str() {
+        "VERSION" => call.reply(format!(
+            "\u{1}VERSION unsplit {SERVICE} {}\u{1}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "PING" => call.reply(format!("\u{1}{body}\u{1}")),
+        _ => {}
+    }
+}
+
+/// OP, DEOP, VOICE and DEVOICE: `modes` on the target (default: the sender).
+pub(crate) fn set_status(call: &mut Call<'_>, args: &Args<'_>, modes: &str, done: &str) {
+    let folded = args.folded_channel();
+    let Some(channel) = call.st.channels.get(&folded) else {
+        return;
+    };
+    let name = channel.name.clone();
+    let target = match args.get(1) {
+        Some(nick) => nick.to_owned(),
+        None => {
+            if call.status(&folded).is_none() {
+                call.reply(format!("You are not on {name}."));
+                return;
+            }
+            call.from.nick.clone()
+        }
+    };
+    call.out.push(Action::ChannelMode {
+        channel: name.clone(),
+        modes: modes.into(),
+        args: vec![target.clone()],
+    });
+    call.reply(format!("{target} has been {done} on {name}."));
+}
+
+/// The registered channel a handler was dispatched for (checked by the dispatcher).
+pub(crate) fn channel<'s>(st: &'s State, args: &Args<'_>) -> Option<&'s Channel> {
+    st.channels.get(&args.folded_channel())
+}

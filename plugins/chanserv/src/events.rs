@@ -1,0 +1,81 @@
+//! What ChanServ does on its own: auto-op/voice on join and on login, and topic
+//! retention.
+
+use unsplit_services::{Action, ChannelStatus, Context, User, casefold};
+
+use crate::flags::Flags;
+use crate::state::{State, Topic};
+
+fn flag(letter: char) -> Flags {
+    Flags::letter(letter).unwrap_or(Flags::ALL)
+}
+
+/// `+o` for `O`, else `+v` for `V`, unless the user already has that (or more).
+fn auto_mode(flags: Flags, status: Option<&ChannelStatus>) -> Option<&'static str> {
+    let (op, voice) = status.map_or((false, false), |s| (s.op, s.voice));
+    if flags.contains(flag('O')) && !op {
+        Some("+o")
+    } else if flags.contains(flag('V')) && !op && !voice {
+        Some("+v")
+    } else {
+        None
+    }
+}
+
+/// A join: the retained topic if the channel was empty, then auto-op/voice.
+pub(crate) fn join(st: &State, out: &mut Vec<Action>, user: &User, channel: &str, created: bool) {
+    let Some(registered) = st.channels.get(&casefold(channel)) else {
+        return;
+    };
+    if created && let Some(topic) = &registered.topic {
+        out.push(Action::SetTopic {
+            channel: registered.name.clone(),
+            text: topic.text.clone(),
+        });
+    }
+    let flags = registered.flags(user.account.as_deref());
+    if let Some(modes) = auto_mode(flags, None) {
+        out.push(Action::ChannelMode {
+            channel: registered.name.clone(),
+            modes: modes.into(),
+            args: vec![user.nick.clone()],
+        });
+    }
+}
+
+/// A login: auto-op/voice in every registered channel the user is in.
+pub(crate) fn account_change(
+    st: &State,
+    out: &mut Vec<Action>,
+    user: &User,
+    channels: &[ChannelStatus],
+) {
+    if user.account.is_none() {
+        return;
+    }
+    for status in channels {
+        let Some(registered) = st.channels.get(&casefold(&status.channel)) else {
+            continue;
+        };
+        let flags = registered.flags(user.account.as_deref());
+        if let Some(modes) = auto_mode(flags, Some(status)) {
+            out.push(Action::ChannelMode {
+                channel: registered.name.clone(),
+                modes: modes.into(),
+                args: vec![user.nick.clone()],
+            });
+        }
+    }
+}
+
+/// A topic change in a registered channel is remembered (an empty one forgets it).
+pub(crate) fn topic(st: &mut State, ctx: &Context, channel: &str, text: &str, setter: &str) {
+    let Some(registered) = st.channels.get_mut(&casefold(channel)) else {
+        return;
+    };
+    registered.topic = (!text.is_empty()).then(|| Topic {
+        text: text.to_owned(),
+        setter: setter.to_owned(),
+        set_ms: ctx.time_ms,
+    });
+}
