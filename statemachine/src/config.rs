@@ -238,10 +238,9 @@ mod tests {
 
     #[test]
     fn plugin_settings_are_passed_on_as_toml() {
-        let c = Config::from_toml(
-            "[Plugins.nickserv]\nGracePeriod = \"30s\"\n[Plugins.chanserv]\n",
-        )
-        .unwrap();
+        let c =
+            Config::from_toml("[Plugins.nickserv]\nGracePeriod = \"30s\"\n[Plugins.chanserv]\n")
+                .unwrap();
         assert_eq!(c.plugins["nickserv"], "GracePeriod = \"30s\"\n");
         assert_eq!(c.plugins["chanserv"], "");
         assert!(Config::from_toml("Plugins = 3").is_err());

@@ -13,7 +13,9 @@
 //! - a failure of the logic itself ends the run with its error: the caller rejects the
 //!   whole entry (and rolls back the services it touched);
 //! - `hash-password` actions never reach the logic: they are returned as [`HashJob`]s
-//!   for the host, which answers them in a later entry ([`Start::Event`]).
+//!   for the host, which answers them in a later entry ([`Start::Event`]). Beyond the
+//!   room the host has for them (`hash_room`, from replicated state), a request is
+//!   answered at once, in the next round, with [`HASH_BUSY`].
 
 use std::convert::Infallible;
 
@@ -24,6 +26,9 @@ use crate::{Entry, Outcome, Server, ServiceEvent, Step};
 /// Rounds of service calls one entry may cause; events left after them are dropped
 /// (and counted), so two services cannot ping-pong forever.
 pub const MAX_ROUNDS: usize = 8;
+
+/// The answer to a password hash request the host has no room for.
+pub const HASH_BUSY: &str = "too many password checks are in progress; try again in a moment";
 
 /// The IRC logic as the pipeline drives it.
 pub trait Core {
@@ -45,6 +50,7 @@ pub trait Core {
         ctx: &Context,
         service: &str,
         events: Vec<Event>,
+        reason: &str,
     ) -> Result<Step, Self::Error>;
 }
 
@@ -52,8 +58,12 @@ pub trait Core {
 pub trait Services {
     /// Runs `service` on `events`. `Err(reason)`: it failed and was rolled back to its
     /// state before this call. An unknown service answers no actions.
-    fn handle(&mut self, service: &str, ctx: &Context, events: &[Event])
-    -> Result<Vec<Action>, String>;
+    fn handle(
+        &mut self,
+        service: &str,
+        ctx: &Context,
+        events: &[Event],
+    ) -> Result<Vec<Action>, String>;
 }
 
 /// Where a run starts.
@@ -82,8 +92,6 @@ pub struct HashJob {
 pub struct ServiceFailure {
     pub service: String,
     pub reason: String,
-    /// The events it failed on (for operators; the logic was told).
-    pub events: usize,
 }
 
 /// What a run produced.
@@ -97,11 +105,13 @@ pub struct Done {
     pub dropped_events: usize,
 }
 
-/// Runs one start through the logic and the services.
+/// Runs one start through the logic and the services; at most `hash_room` hash jobs
+/// are returned.
 pub fn run<C: Core, S: Services>(
     core: &mut C,
     services: &mut S,
     start: Start,
+    hash_room: usize,
 ) -> Result<Done, C::Error> {
     let (ctx, first) = match start {
         Start::Entry(entry) => {
@@ -129,19 +139,26 @@ pub fn run<C: Core, S: Services>(
         for (service, events) in group(std::mem::take(&mut queue)) {
             let step = match services.handle(&service, &ctx, &events) {
                 Ok(actions) => {
-                    let actions = take_hash_jobs(&service, actions, &mut done.hash_jobs);
+                    let mut room = hash_room.saturating_sub(done.hash_jobs.len());
+                    let actions = take_hash_jobs(
+                        &service,
+                        actions,
+                        &mut done.hash_jobs,
+                        &mut room,
+                        &mut queue,
+                    );
                     if actions.is_empty() {
                         continue;
                     }
                     core.apply_actions(&ctx, &service, actions)?
                 }
                 Err(reason) => {
+                    let step = core.service_failed(&ctx, &service, events, &reason)?;
                     done.failures.push(ServiceFailure {
                         service: service.clone(),
                         reason,
-                        events: events.len(),
                     });
-                    core.service_failed(&ctx, &service, events)?
+                    step
                 }
             };
             queue.extend(absorb(&mut done.outcome, step));
@@ -178,8 +195,15 @@ fn group(events: Vec<ServiceEvent>) -> Vec<(String, Vec<Event>)> {
     groups
 }
 
-/// Moves `hash-password` actions out of `actions` into `jobs`.
-fn take_hash_jobs(service: &str, actions: Vec<Action>, jobs: &mut Vec<HashJob>) -> Vec<Action> {
+/// Moves `hash-password` actions out of `actions` into `jobs` while there is `room`;
+/// the others are answered with [`HASH_BUSY`] in the next round (`queue`).
+fn take_hash_jobs(
+    service: &str,
+    actions: Vec<Action>,
+    jobs: &mut Vec<HashJob>,
+    room: &mut usize,
+    queue: &mut Vec<ServiceEvent>,
+) -> Vec<Action> {
     actions
         .into_iter()
         .filter_map(|a| match a {
@@ -189,13 +213,24 @@ fn take_hash_jobs(service: &str, actions: Vec<Action>, jobs: &mut Vec<HashJob>) 
                 salt,
                 algorithm,
             } => {
-                jobs.push(HashJob {
-                    service: service.to_owned(),
-                    id,
-                    password,
-                    salt,
-                    algorithm,
-                });
+                if *room == 0 {
+                    queue.push(ServiceEvent {
+                        service: service.to_owned(),
+                        event: Event::PasswordHashed {
+                            id,
+                            result: Err(HASH_BUSY.to_owned()),
+                        },
+                    });
+                } else {
+                    *room -= 1;
+                    jobs.push(HashJob {
+                        service: service.to_owned(),
+                        id,
+                        password,
+                        salt,
+                        algorithm,
+                    });
+                }
                 None
             }
             other => Some(other),
@@ -210,7 +245,11 @@ impl Core for Server {
         Ok(self.apply_step(entry))
     }
 
-    fn set_services(&mut self, ctx: &Context, services: Vec<PluginInfo>) -> Result<Step, Infallible> {
+    fn set_services(
+        &mut self,
+        ctx: &Context,
+        services: Vec<PluginInfo>,
+    ) -> Result<Step, Infallible> {
         Ok(Server::set_services(self, ctx, services))
     }
 
@@ -228,8 +267,9 @@ impl Core for Server {
         ctx: &Context,
         service: &str,
         events: Vec<Event>,
+        reason: &str,
     ) -> Result<Step, Infallible> {
-        Ok(Server::service_failed(self, ctx, service, events))
+        Ok(Server::service_failed(self, ctx, service, events, reason))
     }
 }
 
@@ -362,13 +402,13 @@ mod tests {
             time_ms: 1_000,
         };
         let infos = vec![Echo.info()];
-        run(&mut core, services, Start::SetServices(ctx, infos)).unwrap();
+        run(&mut core, services, Start::SetServices(ctx, infos), 8).unwrap();
         let create = EntryKind::CreateSession {
             remote_addr: "127.0.0.1".into(),
         };
-        run(&mut core, services, Start::Entry(entry(2, 9, create))).unwrap();
-        run(&mut core, services, line(3, 9, "NICK al")).unwrap();
-        run(&mut core, services, line(4, 9, "USER al 0 * :Al")).unwrap();
+        run(&mut core, services, Start::Entry(entry(2, 9, create)), 8).unwrap();
+        run(&mut core, services, line(3, 9, "NICK al"), 8).unwrap();
+        run(&mut core, services, line(4, 9, "USER al 0 * :Al"), 8).unwrap();
         core
     }
 
@@ -377,15 +417,33 @@ mod tests {
         let mut services = NativeServices::default();
         services.add(Box::new(Echo));
         let mut core = setup(&mut services);
-        let done = run(&mut core, &mut services, line(5, 9, "PRIVMSG echoserv :hi")).unwrap();
+        let done = run(
+            &mut core,
+            &mut services,
+            line(5, 9, "PRIVMSG echoserv :hi"),
+            8,
+        )
+        .unwrap();
         let lines: Vec<&str> = done.outcome.lines.iter().map(|l| l.line.as_str()).collect();
-        assert_eq!(lines, [":EchoServ!EchoServ@irc.unsplit NOTICE al :you said hi"]);
+        assert_eq!(
+            lines,
+            [":EchoServ!EchoServ@irc.unsplit NOTICE al :you said hi"]
+        );
         assert_eq!(done.hash_jobs.len(), 1);
         assert_eq!(done.hash_jobs[0].service, "echo");
+        // No room: the request is answered at once, in the same run.
+        let done = run(
+            &mut core,
+            &mut services,
+            line(8, 9, "PRIVMSG echoserv :x"),
+            0,
+        )
+        .unwrap();
+        assert!(done.hash_jobs.is_empty());
         // The alias, and a join whose forced nick change is a nick change (next round).
-        let done = run(&mut core, &mut services, line(6, 9, "ES again")).unwrap();
+        let done = run(&mut core, &mut services, line(6, 9, "ES again"), 8).unwrap();
         assert_eq!(done.outcome.lines.len(), 1);
-        let done = run(&mut core, &mut services, line(7, 9, "JOIN #c")).unwrap();
+        let done = run(&mut core, &mut services, line(7, 9, "JOIN #c"), 8).unwrap();
         let last = &done.outcome.lines.last().unwrap().line;
         assert_eq!(last, ":al!al@unsplit/0x9 NICK :al_");
         core.check_invariants().unwrap();
@@ -394,16 +452,24 @@ mod tests {
     #[test]
     fn a_failing_service_is_reported_and_the_entry_goes_on() {
         let mut core = setup(&mut Broken);
-        let done = run(&mut core, &mut Broken, line(5, 9, "PRIVMSG EchoServ :hi")).unwrap();
+        let done = run(
+            &mut core,
+            &mut Broken,
+            line(5, 9, "PRIVMSG EchoServ :hi"),
+            8,
+        )
+        .unwrap();
         assert_eq!(done.failures.len(), 1);
         assert_eq!(done.failures[0].reason, "Panic: wasm trap");
         assert!(
-            done.outcome.lines[0].line.contains("EchoServ failed on your request"),
+            done.outcome.lines[0]
+                .line
+                .contains("EchoServ failed on your request"),
             "{:?}",
             done.outcome.lines
         );
         // The join itself happened.
-        let done = run(&mut core, &mut Broken, line(6, 9, "JOIN #c")).unwrap();
+        let done = run(&mut core, &mut Broken, line(6, 9, "JOIN #c"), 8).unwrap();
         assert!(done.outcome.lines[0].line.ends_with("JOIN #c"));
     }
 
@@ -412,7 +478,7 @@ mod tests {
         let mut services = NativeServices::default();
         services.add(Box::new(Echo));
         let mut core = setup(&mut services);
-        let done = run(&mut core, &mut services, line(5, 9, "NICK echoServ")).unwrap();
+        let done = run(&mut core, &mut services, line(5, 9, "NICK echoServ"), 8).unwrap();
         assert!(done.outcome.lines[0].line.contains(" 433 "));
     }
 }

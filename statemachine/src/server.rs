@@ -131,10 +131,16 @@ impl Server {
     }
 
     /// A service trapped on `events` (the WIT `core.service-failed`).
-    pub fn service_failed(&mut self, ctx: &Context, service: &str, events: Vec<Event>) -> Step {
+    pub fn service_failed(
+        &mut self,
+        ctx: &Context,
+        service: &str,
+        events: Vec<Event>,
+        reason: &str,
+    ) -> Step {
         self.enter(ctx);
         let mut out = Output::default();
-        services::failed(&mut self.state, &mut out, service, events);
+        services::failed(&mut self.state, &mut out, service, events, reason);
         out.finish_step()
     }
 

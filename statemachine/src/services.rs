@@ -74,6 +74,7 @@ fn kind_bit(kind: EventKind) -> u8 {
         EventKind::Topic => 4,
         EventKind::AccountChange => 5,
         EventKind::Tick => 6,
+        EventKind::AccountDropped => 7,
     }
 }
 
@@ -165,8 +166,10 @@ pub(crate) fn message(ctx: &mut Ctx, service: &str, text: &str) {
 }
 
 /// The services that exist from now on (the host's `set-services`): nicks are reserved
-/// (a user holding one is renamed), and every service is sent its settings.
+/// (a user holding one is renamed), every service is sent its settings, and a service
+/// new to the list the registered users.
 pub(crate) fn set_services(state: &mut State, out: &mut Output, infos: Vec<PluginInfo>) {
+    let known: Vec<String> = state.services.iter().map(|s| s.name.clone()).collect();
     let mut services: Vec<Service> = infos
         .into_iter()
         .filter(|i| !i.name.is_empty() && nick::valid_nick(&i.nick))
@@ -204,6 +207,15 @@ pub(crate) fn set_services(state: &mut State, out: &mut Output, infos: Vec<Plugi
             .cloned()
             .unwrap_or_default();
         out.event(&s.name, Event::Settings(settings));
+        if !known.contains(&s.name) {
+            let users = state
+                .sessions
+                .values()
+                .filter(|u| u.registered)
+                .map(user)
+                .collect();
+            out.event(&s.name, Event::Users(users));
+        }
     }
 }
 
@@ -231,7 +243,12 @@ pub(crate) fn settings_changed(
 
 /// Applies what `service` answered, in order. Actions that do not apply (a session
 /// that is gone, a nick in use, …) are ignored.
-pub(crate) fn apply_actions(state: &mut State, out: &mut Output, service: &str, actions: Vec<Action>) {
+pub(crate) fn apply_actions(
+    state: &mut State,
+    out: &mut Output,
+    service: &str,
+    actions: Vec<Action>,
+) {
     let Some(svc) = state.services.iter().find(|s| s.name == service).cloned() else {
         return;
     };
@@ -259,6 +276,7 @@ pub(crate) fn apply_actions(state: &mut State, out: &mut Output, service: &str, 
             Action::SaslResult { session, account } => {
                 sasl_result(state, out, &svc, session, account.as_deref())
             }
+            Action::DropAccount(account) => drop_account(state, out, &account),
             // Served by the host (the pipeline takes them out before they get here).
             Action::HashPassword { .. } => {}
         }
@@ -266,7 +284,13 @@ pub(crate) fn apply_actions(state: &mut State, out: &mut Output, service: &str, 
 }
 
 /// `service` trapped on `events` and was rolled back: whoever waits is told.
-pub(crate) fn failed(state: &mut State, out: &mut Output, service: &str, events: Vec<Event>) {
+pub(crate) fn failed(
+    state: &mut State,
+    out: &mut Output,
+    service: &str,
+    events: Vec<Event>,
+    reason: &str,
+) {
     let shown = state
         .services
         .iter()
@@ -281,8 +305,9 @@ pub(crate) fn failed(state: &mut State, out: &mut Output, service: &str, events:
                     out.send(
                         s.id,
                         format!(
-                            ":{server} NOTICE {} :{shown} failed on your request and was reset; nothing changed. Please try again later.",
-                            s.nick_or_star()
+                            ":{server} NOTICE {} :{shown} failed on your request and was reset ({}); nothing changed. Please try again later.",
+                            s.nick_or_star(),
+                            truncate(reason, 120)
                         ),
                     );
                 }
@@ -297,7 +322,10 @@ fn notice(state: &State, out: &mut Output, svc: &Service, to: SessionId, text: &
     let Some(s) = state.sessions.get(&to) else {
         return;
     };
-    let text: String = text.chars().filter(|c| !matches!(c, '\r' | '\n' | '\0')).collect();
+    let text: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+        .collect();
     let text = match truncate(&text, NOTICELEN) {
         "" => " ",
         t => t,
@@ -323,7 +351,12 @@ fn valid_account(name: &str) -> bool {
 
 /// Logs a session in or out: 900/901 to the session, and `account-change` to services
 /// once it is registered.
-pub(crate) fn set_account(state: &mut State, out: &mut Output, id: SessionId, account: Option<&str>) {
+pub(crate) fn set_account(
+    state: &mut State,
+    out: &mut Output,
+    id: SessionId,
+    account: Option<&str>,
+) {
     if account.is_some_and(|a| !valid_account(a)) {
         return;
     }
@@ -347,11 +380,29 @@ pub(crate) fn set_account(state: &mut State, out: &mut Output, id: SessionId, ac
         },
     );
     if s.registered {
-        emit(state, out, EventKind::AccountChange, || Event::AccountChange {
-            user: user(&s),
-            channels: channel_statuses(state, &s),
+        emit(state, out, EventKind::AccountChange, || {
+            Event::AccountChange {
+                user: user(&s),
+                channels: channel_statuses(state, &s),
+            }
         });
     }
+}
+
+/// Logs out every session of `account` and tells the services that care.
+fn drop_account(state: &mut State, out: &mut Output, account: &str) {
+    let sessions: Vec<SessionId> = state
+        .sessions
+        .values()
+        .filter(|s| s.account.as_deref().is_some_and(|a| eq(a, account)))
+        .map(|s| s.id)
+        .collect();
+    for id in sessions {
+        set_account(state, out, id, None);
+    }
+    emit(state, out, EventKind::AccountDropped, || {
+        Event::AccountDropped(account.to_owned())
+    });
 }
 
 fn force_nick(state: &mut State, out: &mut Output, id: SessionId, new: &str) {
@@ -361,7 +412,10 @@ fn force_nick(state: &mut State, out: &mut Output, id: SessionId, new: &str) {
     if !s.registered
         || !nick::valid_nick(new)
         || by_nick(state, new).is_some()
-        || state.nicks.get(&fold(new)).is_some_and(|&owner| owner != id)
+        || state
+            .nicks
+            .get(&fold(new))
+            .is_some_and(|&owner| owner != id)
     {
         return;
     }
@@ -386,7 +440,10 @@ fn set_topic(state: &mut State, out: &mut Output, svc: &Service, channel: &str, 
     let key = fold(channel);
     let now = state.now_ms;
     let source = svc.mask(&state.config.server_name);
-    let text: String = text.chars().filter(|c| !matches!(c, '\r' | '\n' | '\0')).collect();
+    let text: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+        .collect();
     let text = truncate(&text, registration::TOPICLEN).to_owned();
     let Some(ch) = state.channels.get_mut(&key) else {
         return;
@@ -420,7 +477,13 @@ fn register_channel(state: &mut State, channel: &str, registered: bool) {
     }
 }
 
-fn sasl_result(state: &mut State, out: &mut Output, svc: &Service, id: SessionId, account: Option<&str>) {
+fn sasl_result(
+    state: &mut State,
+    out: &mut Output,
+    svc: &Service,
+    id: SessionId,
+    account: Option<&str>,
+) {
     let Some(s) = state.sessions.get_mut(&id) else {
         return;
     };

@@ -33,7 +33,9 @@ pub enum HashError {
 /// Parses `argon2id$v=19$m=<KiB>,t=<passes>,p=1`.
 fn params(algorithm: &str) -> Result<Params, HashError> {
     let unknown = || HashError::UnknownAlgorithm(algorithm.to_owned());
-    let rest = algorithm.strip_prefix("argon2id$v=19$").ok_or_else(unknown)?;
+    let rest = algorithm
+        .strip_prefix("argon2id$v=19$")
+        .ok_or_else(unknown)?;
     let (mut m, mut t, mut p) = (None, None, None);
     for part in rest.split(',') {
         let (key, value) = part.split_once('=').ok_or_else(unknown)?;
@@ -91,8 +93,14 @@ mod tests {
         assert_eq!(a.algorithm, DEFAULT_ALGORITHM);
         assert_eq!(a.hash.len(), HASH_LEN);
         assert_eq!(a, hash_password("secret", b"saltsalt", None).unwrap());
-        assert_ne!(a.hash, hash_password("secret", b"saltsal2", None).unwrap().hash);
-        assert_ne!(a.hash, hash_password("secreT", b"saltsalt", None).unwrap().hash);
+        assert_ne!(
+            a.hash,
+            hash_password("secret", b"saltsal2", None).unwrap().hash
+        );
+        assert_ne!(
+            a.hash,
+            hash_password("secreT", b"saltsalt", None).unwrap().hash
+        );
         let cheap = hash_password("secret", b"saltsalt", Some("argon2id$v=19$m=64,t=1,p=1"));
         assert_ne!(cheap.unwrap().hash, a.hash);
     }

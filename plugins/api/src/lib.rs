@@ -11,6 +11,9 @@
 //! - never hash passwords itself: ask the host with [`Action::HashPassword`] and compare
 //!   in the [`Event::PasswordHashed`] that follows in a later entry.
 
+mod conversions;
+#[cfg(feature = "guest")]
+pub mod guest;
 #[cfg(feature = "hasher")]
 pub mod hasher;
 
@@ -102,6 +105,10 @@ pub enum Event {
         id: u64,
         result: Result<Hashed, String>,
     },
+    /// The registered users, sent with `Settings` when the service starts.
+    Users(Vec<User>),
+    /// An account was dropped ([`Action::DropAccount`] of any service).
+    AccountDropped(String),
 }
 
 /// The events a service can subscribe to.
@@ -114,6 +121,7 @@ pub enum EventKind {
     Topic,
     AccountChange,
     Tick,
+    AccountDropped,
 }
 
 impl Event {
@@ -128,10 +136,12 @@ impl Event {
             Event::Topic { .. } => Some(EventKind::Topic),
             Event::AccountChange { .. } => Some(EventKind::AccountChange),
             Event::Tick => Some(EventKind::Tick),
+            Event::AccountDropped(_) => Some(EventKind::AccountDropped),
             Event::Message { .. }
             | Event::Sasl { .. }
             | Event::Settings(_)
-            | Event::PasswordHashed { .. } => None,
+            | Event::PasswordHashed { .. }
+            | Event::Users(_) => None,
         }
     }
 }
@@ -174,6 +184,9 @@ pub enum Action {
         salt: Vec<u8>,
         algorithm: Option<String>,
     },
+    /// An account is gone: its sessions are logged out and services subscribed to
+    /// [`EventKind::AccountDropped`] are told.
+    DropAccount(String),
 }
 
 /// What a service says about itself.

@@ -83,7 +83,9 @@ impl ChanServ {
             | Event::Sasl { .. }
             | Event::Tick
             | Event::Settings(_)
-            | Event::PasswordHashed { .. } => {}
+            | Event::PasswordHashed { .. }
+            | Event::Users(_)
+            | Event::AccountDropped(_) => {}
         }
     }
 }

@@ -90,9 +90,11 @@ pub(crate) fn set_nick(ctx: &mut Ctx, new: &str) {
         let peers = ctx.state.common_channel_peers(ctx.id, true);
         ctx.out.send_all(&peers, format!(":{old_mask} NICK :{new}"));
         let (state, id) = (&*ctx.state, ctx.id);
-        services::emit(state, ctx.out, EventKind::NickChange, || Event::NickChange {
-            user: services::session_user(state, id),
-            old_nick,
+        services::emit(state, ctx.out, EventKind::NickChange, || {
+            Event::NickChange {
+                user: services::session_user(state, id),
+                old_nick,
+            }
         });
     } else {
         try_register(ctx);

@@ -97,7 +97,9 @@ pub(crate) fn try_register(ctx: &mut Ctx) {
     // RobustIRC's `PASS nickserv=<password>` (also `PASS <user>:nickserv=<password>`):
     // identify to the SASL service as registration completes.
     let password = ctx.me().password.clone().unwrap_or_default();
-    if let Some(secret) = password.split(':').find_map(|p| p.strip_prefix("nickserv="))
+    if let Some(secret) = password
+        .split(':')
+        .find_map(|p| p.strip_prefix("nickserv="))
         && let Some(service) = services::sasl_service(ctx.state)
     {
         let name = service.name.clone();

@@ -28,10 +28,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
             RPL_WHOISSERVER,
             &format!("{shown} {server} :Network services"),
         );
-        ctx.numeric(
-            RPL_WHOISOPERATOR,
-            &format!("{shown} :is a Network Service"),
-        );
+        ctx.numeric(RPL_WHOISOPERATOR, &format!("{shown} :is a Network Service"));
         ctx.numeric(RPL_ENDOFWHOIS, &format!("{shown} :End of /WHOIS list"));
         return;
     }
