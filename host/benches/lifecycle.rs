@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use unsplit_host::canary::{Recording, replay};
 use unsplit_host::logic::{CHECKPOINT_EVERY, Logic};
 use unsplit_host::raft::{Op, Request};
-use unsplit_host::runtime::{self, Entry, EntryKind, Limits, LogicModule};
+use unsplit_host::runtime::{self, Compiled, Limits, LogicModule};
 use unsplit_irc_component::{IRC_COMPONENT, fixtures};
+use unsplit_statemachine::{Entry, EntryKind};
 
 const START_MS: u64 = 1_795_266_199_000;
 const ROUNDS: usize = 5;
@@ -57,7 +58,12 @@ impl Feed {
 fn populate(logic: &mut Logic, feed: &mut Feed, users: u64) {
     for u in 1..=users {
         logic
-            .apply(feed.entry(u, EntryKind::CreateSession("192.0.2.1".into())))
+            .apply(feed.entry(
+                u,
+                EntryKind::CreateSession {
+                    remote_addr: "192.0.2.1".into(),
+                },
+            ))
             .unwrap();
         logic.apply(feed.line(u, &format!("NICK u{u}"))).unwrap();
         logic
@@ -211,8 +217,8 @@ fn main() {
     for _ in 0..3 {
         let report = replay(
             &rec,
-            (builtin.clone(), "builtin".into()),
-            (reply.clone(), "reply".into()),
+            (Compiled::Logic(builtin.clone()), "builtin".into()),
+            (Compiled::Logic(reply.clone()), "reply".into()),
             &mut |_, _| {},
         )
         .unwrap();

@@ -1,9 +1,12 @@
 //! The private API's module lifecycle and canary endpoints (behind the same basic auth
 //! as the rest of the private API):
 //!
-//! - `POST /module` (body: component bytes): check, compile, commit the upload;
-//! - `POST /module/activate` (`{"Module": hash|version|"previous"}`): commit a switch;
-//! - `GET /modules`: known modules, the active one since which index, the history;
+//! - `POST /module` (body: component bytes, the IRC logic or a services plugin): check,
+//!   compile, commit the upload;
+//! - `POST /module/activate` (`{"Module": hash|version|"previous"|"previous:<plugin>"}`):
+//!   commit a switch (of the logic, or of the plugin of that module's name);
+//! - `GET /modules`: known modules, the active logic and plugins since which index, the
+//!   history;
 //! - `GET /module/<hash>`: a module's bytes;
 //! - `GET /rejected`: the entries the logic trapped on (newest last);
 //! - `GET|POST /shadow` (`{"Module": hash|version|"off"}`): this node's shadow module;
@@ -132,7 +135,9 @@ impl Api {
             Ok(Err(why)) => {
                 return text(
                     StatusCode::BAD_REQUEST,
-                    format!("refused: this is not a usable unsplit:irc logic component: {why}"),
+                    format!(
+                        "refused: this is not a usable unsplit component (IRC logic or services plugin): {why}"
+                    ),
                 );
             }
             Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -140,6 +145,7 @@ impl Api {
         let size = bytes.0.len();
         let op = Op::ModuleUpload {
             bytes,
+            kind: info.kind.clone(),
             name: info.name.clone(),
             version: info.version.clone(),
             snapshot_format: info.snapshot_format,
@@ -147,6 +153,7 @@ impl Api {
         match self.propose(op).await {
             Ok(Response::ModuleUploaded(h)) => json(&json!({
                 "Hash": h,
+                "Kind": info.kind,
                 "Name": info.name,
                 "Version": info.version,
                 "SnapshotFormat": info.snapshot_format,
@@ -168,7 +175,7 @@ impl Api {
         let (hash, version, bytes) = {
             let st = self.shared.read();
             match st.modules.resolve(&which) {
-                Ok(m) if st.modules.active().is_some_and(|a| a.hash == m.hash) => {
+                Ok(m) if st.modules.is_active(&m.hash) => {
                     return text(
                         StatusCode::CONFLICT,
                         format!("module {} ({}) is already active", m.hash, m.version),
@@ -181,7 +188,7 @@ impl Api {
         // Every node started compiling at the upload; wait until this one is done, so
         // the switch itself does not include a compile (the apply loop would stall).
         let cache = self.cache.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cache.get(&bytes)).await {
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || cache.compiled(&bytes)).await {
             return text(
                 StatusCode::CONFLICT,
                 format!("module {hash} does not compile: {e}"),
@@ -213,7 +220,6 @@ impl Api {
     pub(crate) fn list_modules(&self) -> http::Response<ApiBody> {
         let st = self.shared.read();
         let m = &st.modules;
-        let active = m.active().map(|a| a.hash.clone());
         let list: Vec<_> = m
             .known
             .values()
@@ -226,20 +232,33 @@ impl Api {
                     .map(|a| a.index);
                 json!({
                     "Hash": r.hash,
+                    "Kind": r.kind,
                     "Name": r.name,
                     "Version": r.version,
                     "SnapshotFormat": r.snapshot_format,
                     "Size": r.size,
                     "UploadedIndex": r.uploaded_index,
                     "UploadedMs": r.uploaded_ms,
-                    "Active": Some(&r.hash) == active.as_ref(),
+                    "Active": m.is_active(&r.hash),
                     "LastActivatedIndex": since,
                 })
+            })
+            .collect();
+        let plugins: serde_json::Map<String, serde_json::Value> = m
+            .active_plugins()
+            .into_iter()
+            .map(|(name, a)| {
+                let previous = m.previous_of(&a.kind);
+                (
+                    name.to_owned(),
+                    json!({ "Active": a, "Previous": previous }),
+                )
             })
             .collect();
         json(&json!({
             "Active": m.active(),
             "Previous": m.previous(),
+            "Plugins": plugins,
             "Modules": list,
             "History": m.history,
         }))
@@ -261,6 +280,7 @@ impl Api {
         let st = self.shared.read();
         json(&json!({
             "Total": st.rejected,
+            "PluginFailures": st.plugin_failures,
             "Entries": st.rejected_log,
         }))
     }

@@ -1,12 +1,17 @@
 //! The canary: replay recorded inputs through two module versions and report every input
 //! whose output lines, recipients, closed sessions or error differ.
 //!
-//! A recording is a snapshot (host state + logic state) and the committed entries after
-//! it, read from a node's data directory or downloaded through the private API. The
-//! replay runs the host's own checks ([`crate::sm::decide`], [`crate::sm::absorb`]) so
-//! every entry reaches the logic exactly as it did on the network; the host state follows
-//! the old version (it is what happened). The two versions run on two threads in a
-//! pipeline. Nothing is ever written anywhere but the report.
+//! The two versions are two IRC logic modules, or two versions of one services plugin;
+//! everything else runs as it did on the network. A recording is a snapshot (host state,
+//! the logic's and the plugins' state) and the committed entries after it, read from a
+//! node's data directory or downloaded through the private API. The replay runs the
+//! host's own checks ([`crate::sm::decide`], [`crate::sm::absorb`]) so every entry
+//! reaches the logic exactly as it did on the network; the host state follows the old
+//! version (it is what happened). Recorded activations of the other modules (a plugin
+//! upgrade while the logic is compared, say) happen on both sides at their index;
+//! activations of the compared kind do not (each side keeps its version). The two
+//! versions run on two threads in a pipeline. Nothing is ever written anywhere but the
+//! report.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,11 +22,15 @@ use openraft::EntryPayload;
 use openraft::storage::{RaftLogReader, RaftLogStorage};
 use serde::Serialize;
 
-use crate::logic::{Logic, LogicError};
-use crate::modules::{Activation, ModuleBytes, ModuleRecord, Modules};
+use unsplit_services::Context;
+use unsplit_statemachine::pipeline::Start;
+use unsplit_statemachine::{self as irc};
+
+use crate::logic::{Logic, LogicError, LogicState, Ran};
+use crate::modules::{Activation, ModuleBytes, ModuleKind, ModuleRecord, Modules};
 use crate::raft::{Op, Request, TypeConfig};
-use crate::runtime::{self, Limits, LogicModule, Outcome};
-use crate::sm::{Decision, Replicated, SnapshotData, absorb, decide};
+use crate::runtime::{self, Compiled, Limits};
+use crate::sm::{Decision, Replicated, SnapshotData, absorb, decide, hash_room};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CanaryError {
@@ -49,7 +58,7 @@ pub enum Applied {
 }
 
 impl Applied {
-    pub fn from_outcome(o: &Outcome) -> Applied {
+    pub fn from_outcome(o: &irc::Outcome) -> Applied {
         Applied::Outcome {
             lines: o
                 .lines
@@ -61,9 +70,21 @@ impl Applied {
         }
     }
 
-    pub fn from_result(r: &Result<Outcome, LogicError>) -> Applied {
+    /// A run of the logic and its plugins; a plugin trap shows as a line of its own.
+    pub fn from_result(r: &Result<Ran, LogicError>) -> Applied {
         match r {
-            Ok(o) => Applied::from_outcome(o),
+            Ok(ran) => {
+                let mut applied = Applied::from_outcome(&ran.done.outcome);
+                if let Applied::Outcome { lines, .. } = &mut applied {
+                    for t in &ran.plugin_traps {
+                        lines.push((
+                            format!("(plugin {} trapped: {:?})", t.plugin, t.kind),
+                            Vec::new(),
+                        ));
+                    }
+                }
+                applied
+            }
             Err(LogicError::Rejected { kind, .. }) => Applied::Rejected(format!("{kind:?}")),
             Err(e) => Applied::Rejected(e.to_string()),
         }
@@ -113,13 +134,51 @@ fn recipients(ids: &[u64]) -> String {
 }
 
 /// An entry's input as operators read it: the IRC line, or its kind in parentheses.
-pub fn describe(entry: &runtime::Entry) -> String {
+pub fn describe(entry: &irc::Entry) -> String {
     match &entry.kind {
-        runtime::EntryKind::IrcLine(b) => String::from_utf8_lossy(b).into_owned(),
-        runtime::EntryKind::CreateSession(addr) => format!("(create session from {addr})"),
-        runtime::EntryKind::DeleteSession(q) => format!("(delete session: {q})"),
-        runtime::EntryKind::Tick => "(tick)".into(),
-        runtime::EntryKind::Config(_) => "(configuration)".into(),
+        irc::EntryKind::IrcLine(b) => String::from_utf8_lossy(b).into_owned(),
+        irc::EntryKind::CreateSession { remote_addr } => {
+            format!("(create session from {remote_addr})")
+        }
+        irc::EntryKind::DeleteSession { quit_message } => {
+            format!("(delete session: {quit_message})")
+        }
+        irc::EntryKind::Tick => "(tick)".into(),
+        irc::EntryKind::Config(_) => "(configuration)".into(),
+    }
+}
+
+/// A run's index and input as operators read it.
+pub fn describe_start(start: &Start) -> (u64, String) {
+    match start {
+        Start::Entry(e) => (e.index, describe(e)),
+        Start::SetServices(ctx, infos) => (
+            ctx.index,
+            format!(
+                "(services: {})",
+                infos
+                    .iter()
+                    .map(|i| format!("{} {}", i.name, i.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+        Start::Event(ctx, e) => (
+            ctx.index,
+            format!("(event for {}: {:?})", e.service, kind_of(&e.event)),
+        ),
+    }
+}
+
+/// An event's kind without its data (a password hash result carries secrets).
+fn kind_of(event: &unsplit_services::Event) -> &'static str {
+    use unsplit_services::Event as E;
+    match event {
+        E::PasswordHashed { .. } => "password hash",
+        E::Sasl { .. } => "SASL",
+        E::Message { .. } => "message",
+        E::Settings(_) => "settings",
+        _ => "event",
     }
 }
 
@@ -127,8 +186,9 @@ pub fn describe(entry: &runtime::Entry) -> String {
 pub struct Recording {
     /// Host state at the start (default: an empty network).
     pub replicated: Replicated,
-    /// Logic state at the start (`None`: the logic's empty state).
-    pub logic_state: Option<Vec<u8>>,
+    /// The logic's and the plugins' state at the start (`None`: the logic's empty state,
+    /// no plugins).
+    pub logic_state: Option<LogicState>,
     /// Index the recording starts after.
     pub start_index: u64,
     /// Committed requests after `start_index`, with their indexes.
@@ -147,7 +207,8 @@ impl Recording {
                 let snap = SnapshotData::decode(bytes).map_err(|e| {
                     CanaryError::Recording(format!("the snapshot does not decode: {e}"))
                 })?;
-                (snap.replicated, Some(snap.logic))
+                let state = snap.logic_state();
+                (snap.replicated, Some(state))
             }
             None => (Replicated::default(), None),
         };
@@ -212,11 +273,13 @@ impl Recording {
             match &req.op {
                 Op::ModuleUpload {
                     bytes,
+                    kind,
                     name,
                     version,
                     snapshot_format,
                 } => modules.add(ModuleRecord {
                     hash: bytes.hash(),
+                    kind: kind.clone(),
                     name: name.clone(),
                     version: version.clone(),
                     snapshot_format: *snapshot_format,
@@ -227,9 +290,10 @@ impl Recording {
                 }),
                 Op::ModuleActivate { hash } => {
                     if let Some(r) = modules.known.get(hash) {
-                        let version = r.version.clone();
+                        let (version, kind) = (r.version.clone(), r.kind.clone());
                         modules.history.push(Activation {
                             hash: hash.clone(),
+                            kind,
                             version,
                             index: *index,
                             time_ms: req.time_ms,
@@ -264,11 +328,8 @@ pub fn resolve_module(
         which: what.to_owned(),
         why,
     };
-    if what == "builtin" {
-        return Ok((
-            ModuleBytes::new(unsplit_irc_component::IRC_COMPONENT),
-            "builtin".into(),
-        ));
+    if let Some(builtin) = unsplit_irc_component::builtin(what) {
+        return Ok((ModuleBytes::new(builtin), what.to_owned()));
     }
     let path = Path::new(what);
     if path.is_file() {
@@ -495,38 +556,123 @@ fn short(a: &Applied) -> String {
     }
 }
 
-/// What the old version's thread hands the new version's thread.
-struct Step {
-    entry: runtime::Entry,
-    limits: Limits,
-    old: Applied,
+/// What the old version's thread hands the new version's thread (most are runs: the
+/// size of a switch does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Step {
+    /// A run to compare.
+    Run {
+        start: Start,
+        room: usize,
+        limits: (Limits, Limits),
+        time_ms: u64,
+        session: u64,
+        old: Applied,
+    },
+    /// A recorded activation of another module: both sides switch.
+    Switch(Compiled),
 }
 
-/// Replays `recording` through `old` and `new`. `progress(done, total)` is called now and
-/// then from the calling thread.
+/// What is compared: the IRC logic, or one plugin.
+fn subject(module: &Compiled, which: &'static str) -> Result<ModuleKind, CanaryError> {
+    match module {
+        Compiled::Logic(_) => Ok(ModuleKind::Logic),
+        Compiled::Plugin(p) => {
+            let info = p.info().map_err(|e| CanaryError::Start {
+                which,
+                why: format!("its info() failed: {e}"),
+            })?;
+            Ok(ModuleKind::Plugin(info.name))
+        }
+    }
+}
+
+/// A logic for one side: the recording's start with `module` in place of its kind's.
+fn start_side(
+    recording: &Recording,
+    base: &Logic,
+    module: &Compiled,
+    which: &'static str,
+) -> Result<Logic, CanaryError> {
+    let fail = |e: LogicError| CanaryError::Start {
+        which,
+        why: e.to_string(),
+    };
+    let mut base = match &recording.logic_state {
+        Some(state) => Logic::from_state(
+            base.module().clone(),
+            base.limits(),
+            base.plugin_limits(),
+            state,
+            |hash| plugin_of(recording, hash),
+        )
+        .map_err(fail)?,
+        None => Logic::new(base.module().clone(), base.limits()).map_err(fail)?,
+    };
+    match module {
+        Compiled::Logic(m) => base.fork(Some(m.clone()), None),
+        Compiled::Plugin(p) => base.fork(None, Some(p.clone())),
+    }
+    .map_err(fail)
+}
+
+/// A plugin module the recording knows, compiled.
+fn plugin_of(recording: &Recording, hash: &str) -> Result<Arc<runtime::PluginModule>, String> {
+    let modules = recording.modules();
+    let record = modules
+        .known
+        .get(hash)
+        .ok_or_else(|| format!("the recording lacks plugin module {hash}"))?;
+    let engine = runtime::engine().map_err(|e| e.to_string())?;
+    runtime::PluginModule::new(&engine, &record.bytes.0).map_err(|e| e.to_string())
+}
+
+/// Replays `recording` through `old` and `new` (two logic modules, or two versions of
+/// one plugin). `progress(done, total)` is called now and then from the calling thread.
 pub fn replay(
     recording: &Recording,
-    (old, old_label): (Arc<LogicModule>, String),
-    (new, new_label): (Arc<LogicModule>, String),
+    (old, old_label): (Compiled, String),
+    (new, new_label): (Compiled, String),
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, CanaryError> {
     let started = Instant::now();
+    let kind = subject(&old, "old")?;
+    if subject(&new, "new")? != kind {
+        return Err(CanaryError::Module {
+            which: new_label,
+            why: format!("it is not {kind}, like the old module"),
+        });
+    }
     let mut st = recording.replicated.clone();
-    let limits = st.config().limits();
-    let start = |module: Arc<LogicModule>, which: &'static str| {
-        match &recording.logic_state {
-            Some(state) => Logic::from_snapshot(module, limits, state),
-            None => Logic::new(module, limits),
-        }
-        .map_err(|e| CanaryError::Start {
-            which,
-            why: e.to_string(),
-        })
+    let config = st.config().clone();
+    let recorded = recording.modules();
+    let engine = runtime::engine().map_err(|e| CanaryError::Recording(e.to_string()))?;
+    // The logic the network ran at the start (the builtin before any activation).
+    let base_logic = match st.modules.active() {
+        Some(a) => recorded
+            .known
+            .get(&a.hash)
+            .map(|r| r.bytes.clone())
+            .ok_or_else(|| {
+                CanaryError::Recording(format!("the recording lacks module {}", a.hash))
+            })?,
+        None => ModuleBytes::new(unsplit_irc_component::IRC_COMPONENT),
     };
-    let mut old_logic = start(old.clone(), "old")?;
-    let new_logic = start(new.clone(), "new")?;
+    let base_logic =
+        runtime::LogicModule::new(&engine, &base_logic.0).map_err(|e| CanaryError::Start {
+            which: "old",
+            why: e.to_string(),
+        })?;
+    let mut base = Logic::new(base_logic, config.limits()).map_err(|e| CanaryError::Start {
+        which: "old",
+        why: e.to_string(),
+    })?;
+    base.set_limits(config.limits(), config.plugin_limits());
+    let mut old_logic = start_side(recording, &base, &old, "old")?;
+    let new_logic = start_side(recording, &base, &new, "new")?;
+    drop(base);
     let total = recording.entries.len() as u64;
-    let (tx, rx) = sync_channel::<Step>(4096);
+    let (tx, rx) = sync_channel::<(u64, String, Step)>(4096);
 
     // The new version runs on its own thread, comparing as it goes.
     let comparer = std::thread::spawn(move || {
@@ -535,15 +681,35 @@ pub fn replay(
         let mut divergent = 0u64;
         let mut divergences = Vec::new();
         let mut rejections = Vec::new();
-        for step in rx {
-            if step.limits != logic.limits() {
-                logic.set_limits(step.limits);
+        for (index, input, step) in rx {
+            let (start, room, limits, time_ms, session, old) = match step {
+                Step::Switch(module) => {
+                    let switched = match module {
+                        Compiled::Logic(m) => logic.switch_to(m),
+                        Compiled::Plugin(p) => logic.switch_plugin(p).map(drop),
+                    };
+                    if let Err(e) = switched {
+                        return Err(CanaryError::Runtime {
+                            which: "new",
+                            why: format!("the recorded activation at {index}: {e}"),
+                        });
+                    }
+                    continue;
+                }
+                Step::Run {
+                    start,
+                    room,
+                    limits,
+                    time_ms,
+                    session,
+                    old,
+                } => (start, room, limits, time_ms, session, old),
+            };
+            if limits != (logic.limits(), logic.plugin_limits()) {
+                logic.set_limits(limits.0, limits.1);
             }
-            let (index, time_ms, session) =
-                (step.entry.index, step.entry.time_ms, step.entry.session);
-            let input = describe(&step.entry);
             let t = Instant::now();
-            let result = logic.apply(step.entry);
+            let result = logic.run(start, room);
             busy += t.elapsed();
             if let Err(LogicError::Fatal(why)) = &result {
                 return Err(CanaryError::Runtime {
@@ -552,15 +718,15 @@ pub fn replay(
                 });
             }
             let new = Applied::from_result(&result);
-            if (new.is_rejected() || step.old.is_rejected()) && rejections.len() < MAX_DETAILS {
+            if (new.is_rejected() || old.is_rejected()) && rejections.len() < MAX_DETAILS {
                 rejections.push(Rejection {
                     index,
                     input: input.clone(),
-                    old: step.old.clone(),
+                    old: old.clone(),
                     new: new.clone(),
                 });
             }
-            if new != step.old {
+            if new != old {
                 divergent += 1;
                 if divergences.len() < MAX_DETAILS {
                     divergences.push(Divergence {
@@ -568,7 +734,7 @@ pub fn replay(
                         time_ms,
                         session,
                         input,
-                        old: step.old,
+                        old,
                         new,
                     });
                 }
@@ -582,29 +748,84 @@ pub fn replay(
     let mut last_index = recording.start_index;
     let mut last_progress = Instant::now();
     let mut failure = None;
+    let mut compiled: std::collections::HashMap<String, Compiled> = Default::default();
     for (n, (index, req)) in recording.entries.iter().enumerate() {
         last_index = *index;
         st.now_ms = st.now_ms.max(req.time_ms);
         let now = st.now_ms;
-        let entry = match decide(&st, *index, now, &req.op) {
-            Decision::Logic(entry) => entry,
-            Decision::Done(_) | Decision::Host => {
+        let start = match decide(&st, *index, now, &req.op) {
+            Decision::Run(start) => start,
+            Decision::Done(_) => {
                 skipped += 1;
                 continue;
             }
+            Decision::Host => {
+                skipped += 1;
+                match switch_recorded(
+                    &mut st,
+                    &recorded,
+                    &engine,
+                    &mut compiled,
+                    &kind,
+                    *index,
+                    now,
+                    &req.op,
+                ) {
+                    Ok(None) => continue,
+                    Ok(Some(module)) => {
+                        let switched = match &module {
+                            Compiled::Logic(m) => old_logic.switch_to(m.clone()),
+                            Compiled::Plugin(p) => old_logic.switch_plugin(p.clone()).map(drop),
+                        };
+                        if let Err(e) = switched {
+                            failure = Some(CanaryError::Runtime {
+                                which: "old",
+                                why: format!("the recorded activation at {index}: {e}"),
+                            });
+                            break;
+                        }
+                        let services = matches!(module, Compiled::Plugin(_));
+                        if tx
+                            .send((*index, String::new(), Step::Switch(module)))
+                            .is_err()
+                        {
+                            break;
+                        }
+                        if !services {
+                            continue;
+                        }
+                        // A plugin switch tells the logic the new list of services: a run.
+                        let ctx = Context {
+                            index: *index,
+                            time_ms: now,
+                        };
+                        Start::SetServices(ctx, old_logic.plugin_infos())
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
         };
         inputs += 1;
-        let limits = old_logic.limits();
+        let (_, input) = describe_start(&start);
+        let session = match &start {
+            Start::Entry(e) => e.session,
+            _ => 0,
+        };
+        let room = hash_room(&st);
+        let limits = (old_logic.limits(), old_logic.plugin_limits());
         let t = Instant::now();
-        let result = old_logic.apply(entry.clone());
+        let result = old_logic.run(start.clone(), room);
         old_busy += t.elapsed();
         let old = Applied::from_result(&result);
         match result {
-            Ok(outcome) => {
-                absorb(&mut st, *index, now, req.op.clone(), &outcome);
-                let next = st.config().limits();
-                if next != old_logic.limits() {
-                    old_logic.set_limits(next);
+            Ok(ran) => {
+                absorb(&mut st, *index, now, req.op.clone(), &ran.done);
+                let (next, next_plugins) = (st.config().limits(), st.config().plugin_limits());
+                if (next, next_plugins) != limits {
+                    old_logic.set_limits(next, next_plugins);
                 }
             }
             Err(LogicError::Rejected { .. }) => {}
@@ -616,7 +837,15 @@ pub fn replay(
                 break;
             }
         }
-        if tx.send(Step { entry, limits, old }).is_err() {
+        let step = Step::Run {
+            start,
+            room,
+            limits,
+            time_ms: now,
+            session,
+            old,
+        };
+        if tx.send((*index, input, step)).is_err() {
             break; // the new version failed; its error is reported below
         }
         if last_progress.elapsed() > Duration::from_millis(200) {
@@ -637,8 +866,8 @@ pub fn replay(
     Ok(Report {
         old: old_label,
         new: new_label,
-        old_hash: old.hash.clone(),
-        new_hash: new.hash.clone(),
+        old_hash: old.hash().to_owned(),
+        new_hash: new.hash().to_owned(),
         start_index: recording.start_index,
         last_index,
         inputs,
@@ -650,6 +879,52 @@ pub fn replay(
         new_busy,
         elapsed: started.elapsed(),
     })
+}
+
+/// A recorded module operation: uploads and activations are noted in the host state;
+/// an activation of a module of another kind than the compared one comes back, to run
+/// on both sides.
+#[allow(clippy::too_many_arguments)]
+fn switch_recorded(
+    st: &mut Replicated,
+    recorded: &Modules,
+    engine: &wasmtime::Engine,
+    compiled: &mut std::collections::HashMap<String, Compiled>,
+    subject: &ModuleKind,
+    index: u64,
+    now: u64,
+    op: &Op,
+) -> Result<Option<Compiled>, CanaryError> {
+    let Op::ModuleActivate { hash } = op else {
+        return Ok(None);
+    };
+    let Some(record) = recorded.known.get(hash) else {
+        return Ok(None);
+    };
+    if record.kind == *subject
+        || st
+            .modules
+            .active_of(&record.kind)
+            .is_some_and(|a| a.hash == *hash)
+    {
+        return Ok(None);
+    }
+    st.modules.history.push(Activation {
+        hash: hash.clone(),
+        kind: record.kind.clone(),
+        version: record.version.clone(),
+        index,
+        time_ms: now,
+    });
+    if let Some(c) = compiled.get(hash) {
+        return Ok(Some(c.clone()));
+    }
+    let module = runtime::compile(engine, &record.bytes.0).map_err(|e| CanaryError::Module {
+        which: hash.clone(),
+        why: e.to_string(),
+    })?;
+    compiled.insert(hash.clone(), module.clone());
+    Ok(Some(module))
 }
 
 #[cfg(test)]

@@ -61,19 +61,27 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModuleAction {
-    /// Commit a logic component through raft (every node stores, checks and compiles it).
+    /// Commit a component through raft: the IRC logic or a services plugin (every node
+    /// stores, checks and compiles it).
     Upload {
-        /// The component (.wasm); `builtin` uploads the one built into this binary.
+        /// The component (.wasm); `builtin` uploads the IRC logic built into this binary,
+        /// `builtin:nickserv` / `builtin:chanserv` its plugins.
         file: PathBuf,
     },
-    /// Switch every node to an uploaded module at one log index.
+    /// Switch every node to an uploaded module at one log index (the IRC logic, or the
+    /// plugin of that module's name).
     Activate {
-        /// Hash, unique hash prefix (8+ digits), version, or `previous`.
+        /// Hash, unique hash prefix (8+ digits), version, `previous` (the logic's) or
+        /// `previous:<plugin>`.
         module: String,
     },
-    /// Activate the module that was active before the current one.
-    Rollback,
-    /// Uploaded modules, the active one and since which index.
+    /// Activate the module that was active before the current one: the IRC logic's, or
+    /// the named plugin's.
+    Rollback {
+        /// A plugin (e.g. `nickserv`); without it, the IRC logic.
+        plugin: Option<String>,
+    },
+    /// Uploaded modules, the active logic and plugins and since which index.
     List,
     /// Entries the logic trapped on (panic, out of fuel, out of memory).
     Rejected,
@@ -493,10 +501,12 @@ async fn module(target: TargetArgs, action: ModuleAction) -> anyhow::Result<()> 
     let ops = unsplit_host::ops::Ops::new(target.target()?)?;
     match action {
         ModuleAction::Upload { file } => {
-            let bytes = if file.as_os_str() == "builtin" {
-                unsplit_irc_component::IRC_COMPONENT.to_vec()
-            } else {
-                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+            let builtin = file.to_str().and_then(unsplit_irc_component::builtin);
+            let bytes = match builtin {
+                Some(bytes) => bytes.to_vec(),
+                None => {
+                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?
+                }
             };
             let v = ops.upload_module(bytes).await?;
             println!(
@@ -509,7 +519,13 @@ async fn module(target: TargetArgs, action: ModuleAction) -> anyhow::Result<()> 
             );
         }
         ModuleAction::Activate { module } => activated(&ops.activate_module(&module).await?),
-        ModuleAction::Rollback => activated(&ops.activate_module("previous").await?),
+        ModuleAction::Rollback { plugin } => {
+            let which = match plugin {
+                Some(p) => format!("previous:{p}"),
+                None => "previous".to_owned(),
+            };
+            activated(&ops.activate_module(&which).await?)
+        }
         ModuleAction::List => print!("{}", render_modules(&ops.get_json("/modules").await?)),
         ModuleAction::Rejected => print!("{}", render_rejected(&ops.get_json("/rejected").await?)),
         ModuleAction::Shadow { node, module } => match module {
@@ -536,6 +552,7 @@ fn activated(v: &serde_json::Value) {
 async fn canary(args: CanaryArgs) -> anyhow::Result<bool> {
     use std::io::{IsTerminal, Write};
     use unsplit_host::canary::{self, Recording};
+    use unsplit_host::runtime::Compiled;
     let recording = match &args.data_dir {
         Some(dir) => Recording::from_data_dir(dir).await?,
         None => {
@@ -551,9 +568,15 @@ async fn canary(args: CanaryArgs) -> anyhow::Result<bool> {
     let engine = unsplit_host::runtime::engine()?;
     let load = |what: &str| -> anyhow::Result<_> {
         let (bytes, label) = canary::resolve_module(what, &recording)?;
-        let module = unsplit_host::runtime::LogicModule::new(&engine, &bytes.0)
+        let module = unsplit_host::runtime::compile(&engine, &bytes.0)
             .with_context(|| format!("module {what}"))?;
-        let version = module.info().map(|i| i.version).unwrap_or_default();
+        let version = match &module {
+            Compiled::Logic(m) => m.info().map(|i| i.version).unwrap_or_default(),
+            Compiled::Plugin(p) => p
+                .info()
+                .map(|i| format!("{} {}", i.name, i.version))
+                .unwrap_or_default(),
+        };
         Ok((module, format!("{label} ({version})")))
     };
     let old = load(&args.old)?;

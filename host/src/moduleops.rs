@@ -278,6 +278,23 @@ pub fn render_modules(v: &Value) -> String {
             p.get("hash").and_then(Value::as_str).unwrap_or("")
         ));
     }
+    for (name, p) in v["Plugins"].as_object().into_iter().flatten() {
+        let field = |which: &str, key: &str| p[which][key].as_str().unwrap_or("").to_owned();
+        out.push_str(&format!(
+            "plugin {name}: {} {} since index {}{}\n",
+            field("Active", "version"),
+            field("Active", "hash"),
+            p["Active"]["index"].as_u64().unwrap_or(0),
+            match p["Previous"].is_object() {
+                true => format!(
+                    " (rollback target {} {})",
+                    field("Previous", "version"),
+                    field("Previous", "hash").get(..16).unwrap_or("")
+                ),
+                false => String::new(),
+            }
+        ));
+    }
     out
 }
 
@@ -290,9 +307,18 @@ pub fn render_rejected(v: &Value) -> String {
         v["Total"].as_u64().unwrap_or(0),
         entries.len()
     );
-    for e in entries {
+    if let Some(n) = v["PluginFailures"].as_u64().filter(|&n| n > 0) {
         out.push_str(&format!(
-            "#{} session {} {} ({}): {:?}\n",
+            "{n} calls of services plugins trapped (the plugin was reset, the entry went on)\n"
+        ));
+    }
+    for e in entries {
+        let plugin = match e["plugin"].as_str() {
+            Some(p) => format!(" [plugin {p} trapped; the entry went on]"),
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "#{} session {} {} ({}): {:?}{plugin}\n",
             e["index"].as_u64().unwrap_or(0),
             e["session"].as_u64().unwrap_or(0),
             e["kind"].as_str().unwrap_or(""),

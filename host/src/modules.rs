@@ -1,5 +1,6 @@
-//! Logic modules as replicated state: the uploaded components (by content hash), which
-//! one is active since which log index, and the node-local cache of compiled modules.
+//! Modules as replicated state: the uploaded components (by content hash) — the IRC logic
+//! and the services plugins — which one of each kind is active since which log index,
+//! and the node-local cache of compiled modules.
 //!
 //! The bytes of every known module are part of the replicated state (and so of every
 //! snapshot): a node that joins or restores later can run the right version at the right
@@ -14,11 +15,27 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 
-use crate::runtime::{LogicModule, ModuleInfo};
+use crate::runtime::{self, Compiled, LogicModule, PluginModule};
 
 /// Modules kept at most. Uploading one more forgets the oldest that is neither active nor
-/// the one before it (so a rollback target is always kept).
-pub const MAX_MODULES: usize = 8;
+/// the one before it for its kind (so a rollback target is always kept).
+pub const MAX_MODULES: usize = 16;
+
+/// What a module is: the IRC logic, or the services plugin of that name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ModuleKind {
+    Logic,
+    Plugin(String),
+}
+
+impl std::fmt::Display for ModuleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModuleKind::Logic => f.write_str("the IRC logic"),
+            ModuleKind::Plugin(name) => write!(f, "plugin {name}"),
+        }
+    }
+}
 
 /// Largest component accepted for upload.
 pub const MAX_MODULE_BYTES: usize = 32 << 20;
@@ -92,6 +109,7 @@ impl<'de> Deserialize<'de> for ModuleBytes {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleRecord {
     pub hash: String,
+    pub kind: ModuleKind,
     /// From the module's own `info()` (checked by the node that took the upload).
     pub name: String,
     pub version: String,
@@ -106,6 +124,7 @@ pub struct ModuleRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activation {
     pub hash: String,
+    pub kind: ModuleKind,
     pub version: String,
     /// The log index of the activation entry: entries after it run the new module.
     pub index: u64,
@@ -116,35 +135,71 @@ pub struct Activation {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Modules {
     pub known: BTreeMap<String, ModuleRecord>,
-    /// Every activation, oldest first (the last one is the active module). Empty: the
-    /// node runs the module built into its binary (only before the first activation,
-    /// which a new network commits as its first entries).
+    /// Every activation, oldest first (the last one of a kind is its active module).
+    /// Without a logic activation the node runs the logic built into its binary (only
+    /// before the first activation, which a new network commits as its first entries).
     pub history: Vec<Activation>,
 }
 
 impl Modules {
+    /// The active IRC logic.
     pub fn active(&self) -> Option<&Activation> {
-        self.history.last()
+        self.active_of(&ModuleKind::Logic)
     }
 
-    /// The module active before the current one (the rollback target).
+    /// The IRC logic active before the current one (the rollback target).
     pub fn previous(&self) -> Option<&Activation> {
-        let active = self.active()?;
-        self.history.iter().rev().find(|a| a.hash != active.hash)
+        self.previous_of(&ModuleKind::Logic)
+    }
+
+    pub fn active_of(&self, kind: &ModuleKind) -> Option<&Activation> {
+        self.history.iter().rev().find(|a| a.kind == *kind)
+    }
+
+    pub fn previous_of(&self, kind: &ModuleKind) -> Option<&Activation> {
+        let active = self.active_of(kind)?;
+        self.history
+            .iter()
+            .rev()
+            .find(|a| a.kind == *kind && a.hash != active.hash)
+    }
+
+    /// The active plugins: name → activation.
+    pub fn active_plugins(&self) -> BTreeMap<&str, &Activation> {
+        let mut active = BTreeMap::new();
+        for a in &self.history {
+            if let ModuleKind::Plugin(name) = &a.kind {
+                active.insert(name.as_str(), a);
+            }
+        }
+        active
+    }
+
+    /// Whether `hash` is active (as the logic or as a plugin).
+    pub fn is_active(&self, hash: &str) -> bool {
+        self.active().is_some_and(|a| a.hash == hash)
+            || self.active_plugins().values().any(|a| a.hash == hash)
     }
 
     /// Finds a known module by full hash, unique hash prefix (at least 8 digits), version,
-    /// or one of the words `previous` / `active`.
+    /// or one of the words `previous` / `active` (the IRC logic's), `previous:<plugin>` /
+    /// `active:<plugin>` (a plugin's).
     pub fn resolve(&self, what: &str) -> Result<&ModuleRecord, String> {
-        let hash = match what {
+        let (word, kind) = match what.split_once(':') {
+            Some((word, plugin)) => (word, ModuleKind::Plugin(plugin.to_owned())),
+            None => (what, ModuleKind::Logic),
+        };
+        let hash = match word {
             "previous" => self
-                .previous()
+                .previous_of(&kind)
                 .map(|a| a.hash.clone())
-                .ok_or("no module was active before the current one")?,
+                .ok_or(format!(
+                    "no module of {kind} was active before the current one"
+                ))?,
             "active" => self
-                .active()
+                .active_of(&kind)
                 .map(|a| a.hash.clone())
-                .ok_or("no module has been activated yet")?,
+                .ok_or(format!("no module of {kind} has been activated yet"))?,
             _ => {
                 let by_hash: Vec<&ModuleRecord> = if what.len() >= 8 {
                     self.known
@@ -174,15 +229,18 @@ impl Modules {
     }
 
     /// Records an upload (idempotent for a known hash); forgets the oldest module beyond
-    /// [`MAX_MODULES`] that is neither active nor the rollback target.
+    /// [`MAX_MODULES`] that is neither active nor a rollback target.
     pub fn add(&mut self, record: ModuleRecord) {
         if self.known.contains_key(&record.hash) {
             return;
         }
         self.known.insert(record.hash.clone(), record);
         while self.known.len() > MAX_MODULES {
-            let keep: Vec<String> = [self.active(), self.previous()]
+            let kinds: std::collections::BTreeSet<&ModuleKind> =
+                self.history.iter().map(|a| &a.kind).collect();
+            let keep: Vec<String> = kinds
                 .into_iter()
+                .flat_map(|k| [self.active_of(k), self.previous_of(k)])
                 .flatten()
                 .map(|a| a.hash.clone())
                 .collect();
@@ -202,7 +260,16 @@ impl Modules {
     }
 }
 
-type Slot = Arc<(Mutex<Option<Result<Arc<LogicModule>, String>>>, Condvar)>;
+type Slot = Arc<(Mutex<Option<Result<Compiled, String>>>, Condvar)>;
+
+/// What a module says about itself, as checked by the node that takes an upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub kind: ModuleKind,
+    pub name: String,
+    pub version: String,
+    pub snapshot_format: u32,
+}
 
 /// Compiled modules of this node, by hash. Compiles in the background; [`ModuleCache::get`]
 /// waits for a compile in progress or compiles on the spot.
@@ -230,9 +297,10 @@ impl ModuleCache {
     }
 
     /// Adds an already compiled module (the one built into the binary).
-    pub fn insert(&self, module: Arc<LogicModule>) {
-        let slot: Slot = Arc::new((Mutex::new(Some(Ok(module.clone()))), Condvar::new()));
-        self.lock().insert(module.hash.clone(), slot);
+    pub fn insert(&self, module: Compiled) {
+        let hash = module.hash().to_owned();
+        let slot: Slot = Arc::new((Mutex::new(Some(Ok(module))), Condvar::new()));
+        self.lock().insert(hash, slot);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
@@ -253,7 +321,7 @@ impl ModuleCache {
     }
 
     fn compile_into(&self, slot: &Slot, bytes: &[u8]) {
-        let result = LogicModule::new(&self.engine, bytes).map_err(|e| e.to_string());
+        let result = runtime::compile(&self.engine, bytes).map_err(|e| e.to_string());
         let (lock, cond) = &**slot;
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         cond.notify_all();
@@ -268,8 +336,24 @@ impl ModuleCache {
         }
     }
 
-    /// The compiled module; waits for a background compile or compiles now.
+    /// The compiled IRC logic; waits for a background compile or compiles now.
     pub fn get(&self, bytes: &ModuleBytes) -> Result<Arc<LogicModule>, String> {
+        match self.compiled(bytes)? {
+            Compiled::Logic(m) => Ok(m),
+            Compiled::Plugin(_) => Err("it is a services plugin, not the IRC logic".into()),
+        }
+    }
+
+    /// The compiled services plugin (see [`ModuleCache::get`]).
+    pub fn get_plugin(&self, bytes: &ModuleBytes) -> Result<Arc<PluginModule>, String> {
+        match self.compiled(bytes)? {
+            Compiled::Plugin(m) => Ok(m),
+            Compiled::Logic(_) => Err("it is the IRC logic, not a services plugin".into()),
+        }
+    }
+
+    /// The compiled module, whatever it is.
+    pub fn compiled(&self, bytes: &ModuleBytes) -> Result<Compiled, String> {
         let (slot, mine) = self.slot(&bytes.hash());
         if mine {
             self.compile_into(&slot, &bytes.0);
@@ -283,13 +367,44 @@ impl ModuleCache {
     }
 
     /// Compiles and checks a module before it is proposed: valid, supported contract,
-    /// imports only `unsplit:*`, and `info()` answers. The compiled module is kept.
-    pub fn check(&self, bytes: &ModuleBytes) -> Result<(Arc<LogicModule>, ModuleInfo), String> {
-        let module = self.get(bytes)?;
-        let info = module
-            .info()
-            .map_err(|e| format!("the module's info() failed: {e}"))?;
-        Ok((module, info))
+    /// imports only `unsplit:*`, and `info()` answers (a plugin's with a usable name and
+    /// nick). The compiled module is kept.
+    pub fn check(&self, bytes: &ModuleBytes) -> Result<(Compiled, Checked), String> {
+        let compiled = self.compiled(bytes)?;
+        let failed = |e: runtime::RuntimeError| format!("the module's info() failed: {e}");
+        let checked = match &compiled {
+            Compiled::Logic(m) => {
+                let info = m.info().map_err(failed)?;
+                Checked {
+                    kind: ModuleKind::Logic,
+                    name: info.name,
+                    version: info.version,
+                    snapshot_format: info.snapshot_format,
+                }
+            }
+            Compiled::Plugin(m) => {
+                let info = m.info().map_err(failed)?;
+                let name_ok = !info.name.is_empty()
+                    && info.name.len() <= 32
+                    && info
+                        .name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !name_ok {
+                    return Err(format!(
+                        "plugin name {:?}: use 1-32 lower case letters, digits and -",
+                        info.name
+                    ));
+                }
+                Checked {
+                    kind: ModuleKind::Plugin(info.name.clone()),
+                    name: info.name,
+                    version: info.version,
+                    snapshot_format: info.snapshot_format,
+                }
+            }
+        };
+        Ok((compiled, checked))
     }
 }
 
@@ -301,6 +416,7 @@ mod tests {
         let bytes = ModuleBytes::new(&[n]);
         ModuleRecord {
             hash: bytes.hash(),
+            kind: ModuleKind::Logic,
             name: "m".into(),
             version: format!("1.0.{n}"),
             snapshot_format: 1,
@@ -314,6 +430,7 @@ mod tests {
     fn activate(m: &mut Modules, r: &ModuleRecord, index: u64) {
         m.history.push(Activation {
             hash: r.hash.clone(),
+            kind: r.kind.clone(),
             version: r.version.clone(),
             index,
             time_ms: 0,

@@ -19,7 +19,17 @@ pub struct NetConfig {
     pub fuel_per_entry: u64,
     /// `[Logic] MemoryMiB`: the logic's memory limit.
     pub memory_bytes: usize,
+    /// `[Services] FuelPerCall`: fuel one call of a services plugin may burn before it
+    /// fails (and is rolled back).
+    pub plugin_fuel_per_call: u64,
+    /// `[Services] MemoryMiB`: each plugin's memory limit.
+    pub plugin_memory_bytes: usize,
 }
+
+/// Fuel one call of a services plugin may burn unless the configuration says otherwise.
+pub const DEFAULT_PLUGIN_FUEL: u64 = 1_000_000_000;
+/// Memory a services plugin may use unless the configuration says otherwise.
+pub const DEFAULT_PLUGIN_MEMORY_MIB: u64 = 256;
 
 /// Bounds of the `[Logic]` limits: below them the real logic could not work, above them
 /// one entry could stall the network for too long.
@@ -35,6 +45,8 @@ impl Default for NetConfig {
             trusted_bridges: BTreeMap::new(),
             fuel_per_entry: crate::runtime::DEFAULT_FUEL_PER_ENTRY,
             memory_bytes: crate::runtime::DEFAULT_MEMORY_BYTES,
+            plugin_fuel_per_call: DEFAULT_PLUGIN_FUEL,
+            plugin_memory_bytes: (DEFAULT_PLUGIN_MEMORY_MIB as usize) << 20,
         }
     }
 }
@@ -47,12 +59,21 @@ struct Raw {
     session_expiration: Option<String>,
     trusted_bridges: BTreeMap<String, String>,
     logic: RawLogic,
+    services: RawServices,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
 struct RawLogic {
     fuel_per_entry: Option<u64>,
+    #[serde(rename = "MemoryMiB")]
+    memory_mib: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct RawServices {
+    fuel_per_call: Option<u64>,
     #[serde(rename = "MemoryMiB")]
     memory_mib: Option<u64>,
 }
@@ -65,6 +86,7 @@ impl NetConfig {
         #[serde(rename_all = "PascalCase", default)]
         struct OnlyLogic {
             logic: RawLogic,
+            services: RawServices,
         }
         let raw: OnlyLogic = toml::from_str(text).map_err(|e| e.to_string())?;
         if let Some(f) = raw.logic.fuel_per_entry
@@ -85,7 +107,34 @@ impl NetConfig {
                 MEMORY_MIB_RANGE.end()
             ));
         }
+        if let Some(f) = raw.services.fuel_per_call
+            && !FUEL_PER_ENTRY_RANGE.contains(&f)
+        {
+            return Err(format!(
+                "Services.FuelPerCall = {f} is outside {}..={}",
+                FUEL_PER_ENTRY_RANGE.start(),
+                FUEL_PER_ENTRY_RANGE.end()
+            ));
+        }
+        if let Some(m) = raw.services.memory_mib
+            && !MEMORY_MIB_RANGE.contains(&m)
+        {
+            return Err(format!(
+                "Services.MemoryMiB = {m} is outside {}..={}",
+                MEMORY_MIB_RANGE.start(),
+                MEMORY_MIB_RANGE.end()
+            ));
+        }
         Ok(NetConfig::from_toml(text))
+    }
+
+    /// The services plugins' resource limits this configuration sets.
+    pub fn plugin_limits(&self) -> crate::runtime::Limits {
+        crate::runtime::Limits {
+            fuel_per_call: self.plugin_fuel_per_call,
+            memory_bytes: self.plugin_memory_bytes,
+            ..crate::runtime::Limits::default()
+        }
     }
 
     /// The logic's resource limits this configuration sets.
@@ -116,6 +165,12 @@ impl NetConfig {
                 .memory_mib
                 .map(|m| (m as usize) << 20)
                 .unwrap_or(d.memory_bytes),
+            plugin_fuel_per_call: raw.services.fuel_per_call.unwrap_or(d.plugin_fuel_per_call),
+            plugin_memory_bytes: raw
+                .services
+                .memory_mib
+                .map(|m| (m as usize) << 20)
+                .unwrap_or(d.plugin_memory_bytes),
         }
     }
 
@@ -131,10 +186,17 @@ impl NetConfig {
              # Fuel (about one wasm instruction each) one entry may burn before it is\n\
              # rejected, and the logic's memory limit.\n\
              FuelPerEntry = {fuel}\n\
-             MemoryMiB = {memory}\n",
+             MemoryMiB = {memory}\n\
+             \n\
+             [Services]\n\
+             # The same for each call of a services plugin (NickServ, ChanServ).\n\
+             FuelPerCall = {plugin_fuel}\n\
+             MemoryMiB = {plugin_memory}\n",
             server = format!("irc.{network}"),
             fuel = crate::runtime::DEFAULT_FUEL_PER_ENTRY,
             memory = crate::runtime::DEFAULT_MEMORY_BYTES >> 20,
+            plugin_fuel = DEFAULT_PLUGIN_FUEL,
+            plugin_memory = DEFAULT_PLUGIN_MEMORY_MIB,
         )
     }
 }

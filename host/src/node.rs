@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::api::{Api, ApiParts};
+use crate::modules::ModuleKind;
 use crate::modules::{ModuleBytes, ModuleCache};
 use crate::netconfig::NetConfig;
 use crate::network::{Network, https_client};
@@ -264,6 +265,7 @@ impl Node {
             api.clone(),
             opts.network_name.clone(),
         )));
+        tasks.push(tokio::spawn(hash_passwords(api.clone())));
         Ok(Node {
             api,
             raft,
@@ -410,10 +412,10 @@ async fn leader_duties(api: Arc<Api>, network: String) {
     loop {
         let is_leader = api.raft.metrics().borrow().state == ServerState::Leader;
         if is_leader {
-            if api.shared.read().modules.history.is_empty()
-                && let Err(e) = pin_builtin_module(&api).await
+            if needs_builtins(&api)
+                && let Err(e) = pin_builtin_modules(&api).await
             {
-                tracing::warn!("pinning the logic module: {e}");
+                tracing::warn!("pinning the built-in modules: {e}");
             }
             let needs_config = api.shared.read().config_revision == 0;
             if needs_config {
@@ -436,35 +438,143 @@ async fn leader_duties(api: Arc<Api>, network: String) {
     }
 }
 
-fn needs_setup(api: &Api) -> bool {
-    let st = api.shared.read();
-    st.config_revision == 0 || st.modules.history.is_empty()
+/// What only the leader does for services: compute the password hashes plugins asked
+/// for (argon2id, slow on purpose) on a blocking thread, off the apply path, and commit
+/// each result as an entry. At most `workers` at a time, so the apply loop keeps a core;
+/// a new leader picks up what the old one left (the requests are replicated state).
+async fn hash_passwords(api: Arc<Api>) {
+    use std::collections::BTreeSet;
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get().saturating_sub(1))
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let limit = Arc::new(tokio::sync::Semaphore::new(workers));
+    let in_flight = Arc::new(std::sync::Mutex::new(BTreeSet::<(String, u64)>::new()));
+    loop {
+        tokio::select! {
+            _ = api.shared.hash_wakeup.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        if api.raft.metrics().borrow().state != ServerState::Leader {
+            continue;
+        }
+        let jobs: Vec<crate::sm::PendingHash> = {
+            let st = api.shared.read();
+            let mut busy = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            // Forget what is no longer pending (answered, or expired).
+            busy.retain(|(s, i)| st.hash_jobs.iter().any(|j| j.service == *s && j.id == *i));
+            st.hash_jobs
+                .iter()
+                .filter(|j| !busy.contains(&(j.service.clone(), j.id)))
+                .cloned()
+                .collect()
+        };
+        for job in jobs {
+            let Ok(permit) = limit.clone().acquire_owned().await else {
+                return;
+            };
+            in_flight
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert((job.service.clone(), job.id));
+            let (api, in_flight) = (api.clone(), in_flight.clone());
+            tokio::spawn(async move {
+                let key = (job.service.clone(), job.id);
+                let started = std::time::Instant::now();
+                let hashed = tokio::task::spawn_blocking(move || {
+                    unsplit_services::hasher::hash_password(
+                        &job.password,
+                        &job.salt,
+                        job.algorithm.as_deref(),
+                    )
+                })
+                .await;
+                drop(permit);
+                let counters = &api.shared.counters;
+                counters
+                    .hashes
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counters.hash_nanos.fetch_add(
+                    started.elapsed().as_nanos() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                let result = match hashed {
+                    Ok(Ok(h)) => Ok(crate::raft::HashedPassword {
+                        algorithm: h.algorithm,
+                        hash: h.hash,
+                    }),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(format!("the hash failed: {e}")),
+                };
+                let op = Op::PasswordHashed {
+                    service: key.0.clone(),
+                    id: key.1,
+                    result,
+                };
+                if let Err(e) = api.propose(op).await {
+                    // Another leader will pick the request up.
+                    tracing::warn!("committing a password hash: {e}");
+                    in_flight
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
+                }
+            });
+        }
+    }
 }
 
-/// A new network's first entries upload and activate the module built into the leader's
-/// binary: from then on the logic is replicated state, and a node with another binary
-/// (or one restoring a snapshot later) runs the same module at the same index.
-async fn pin_builtin_module(api: &Api) -> Result<(), String> {
-    let bytes = ModuleBytes::new(unsplit_irc_component::IRC_COMPONENT);
-    let hash = bytes.hash();
-    if !api.shared.read().modules.known.contains_key(&hash) {
-        let cache = api.cache.clone();
-        let b = bytes.clone();
-        let (_, info) = tokio::task::spawn_blocking(move || cache.check(&b))
+fn needs_setup(api: &Api) -> bool {
+    api.shared.read().config_revision == 0 || needs_builtins(api)
+}
+
+/// The built-in modules: the IRC logic and the services plugins, with their kinds.
+fn builtins() -> impl Iterator<Item = (ModuleKind, &'static [u8])> {
+    std::iter::once((ModuleKind::Logic, unsplit_irc_component::IRC_COMPONENT)).chain(
+        unsplit_irc_component::BUILTIN_PLUGINS
+            .iter()
+            .map(|(name, bytes)| (ModuleKind::Plugin((*name).to_owned()), *bytes)),
+    )
+}
+
+/// Whether a built-in kind has never been activated on this network.
+fn needs_builtins(api: &Api) -> bool {
+    let st = api.shared.read();
+    builtins().any(|(kind, _)| st.modules.active_of(&kind).is_none())
+}
+
+/// A new network's first entries upload and activate the modules built into the leader's
+/// binary (the logic, then NickServ and ChanServ): from then on they are replicated
+/// state, and a node with another binary (or one restoring a snapshot later) runs the
+/// same modules from the same index. A kind that was ever activated is left alone.
+async fn pin_builtin_modules(api: &Api) -> Result<(), String> {
+    for (kind, component) in builtins() {
+        if api.shared.read().modules.active_of(&kind).is_some() {
+            continue;
+        }
+        let bytes = ModuleBytes::new(component);
+        let hash = bytes.hash();
+        if !api.shared.read().modules.known.contains_key(&hash) {
+            let cache = api.cache.clone();
+            let b = bytes.clone();
+            let (_, info) = tokio::task::spawn_blocking(move || cache.check(&b))
+                .await
+                .map_err(|e| e.to_string())??;
+            api.propose(Op::ModuleUpload {
+                bytes,
+                kind: info.kind,
+                name: info.name,
+                version: info.version,
+                snapshot_format: info.snapshot_format,
+            })
             .await
-            .map_err(|e| e.to_string())??;
-        api.propose(Op::ModuleUpload {
-            bytes,
-            name: info.name,
-            version: info.version,
-            snapshot_format: info.snapshot_format,
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?;
+        }
+        match api.propose(Op::ModuleActivate { hash }).await {
+            Ok(crate::raft::Response::ModuleActivated(_)) => {}
+            Ok(other) => return Err(format!("activating {kind}: {other:?}")),
+            Err(e) => return Err(e.to_string()),
+        }
     }
-    match api.propose(Op::ModuleActivate { hash }).await {
-        Ok(crate::raft::Response::ModuleActivated(_)) => Ok(()),
-        Ok(other) => Err(format!("{other:?}")),
-        Err(e) => Err(e.to_string()),
-    }
+    Ok(())
 }

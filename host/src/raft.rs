@@ -4,7 +4,7 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-use crate::modules::ModuleBytes;
+use crate::modules::{ModuleBytes, ModuleKind};
 
 openraft::declare_raft_types!(
     /// openraft's types for unsplit: u64 node ids, `BasicNode` (the peer's `host:port`),
@@ -46,16 +46,32 @@ pub enum Op {
     Tick,
     /// A new network configuration (TOML) with its revision.
     Config { toml: String, revision: u64 },
-    /// A logic component, checked by the node that took the upload (`name`, `version`
-    /// and `snapshot_format` are what its `info()` answered there).
+    /// A component (the IRC logic or a services plugin), checked by the node that took
+    /// the upload (`kind`, `name`, `version` and `snapshot_format` are what it found).
     ModuleUpload {
         bytes: ModuleBytes,
+        kind: ModuleKind,
         name: String,
         version: String,
         snapshot_format: u32,
     },
-    /// Switch to an uploaded module at this entry's index.
+    /// Switch to an uploaded module at this entry's index (the IRC logic, or the plugin
+    /// of its name).
     ModuleActivate { hash: String },
+    /// A password hash a services plugin asked for (`hash-password`), computed by the
+    /// leader off the apply path.
+    PasswordHashed {
+        service: String,
+        id: u64,
+        result: Result<HashedPassword, String>,
+    },
+}
+
+/// A password hash as it travels in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HashedPassword {
+    pub algorithm: String,
+    pub hash: Vec<u8>,
 }
 
 /// What applying an entry meant for whoever proposed it.

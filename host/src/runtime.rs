@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 
 mod bindings {
@@ -22,12 +22,102 @@ mod bindings {
     });
 }
 
+/// The IRC logic with the services hooks (`unsplit:services@1.0.0`).
+mod services_bindings {
+    wasmtime::component::bindgen!({
+        path: ["../wit/irc-1.0.0", "../wit/services-1.0.0"],
+        world: "unsplit:services/irc-logic-with-services",
+        with: {
+            "unsplit:irc/types@1.0.0": super::bindings::unsplit::irc::types,
+            "unsplit:irc/host@1.0.0": super::bindings::unsplit::irc::host,
+        },
+    });
+}
+
+/// A services plugin (`unsplit:services/service-plugin@1.0.0`).
+mod plugin_bindings {
+    wasmtime::component::bindgen!({
+        path: ["../wit/irc-1.0.0", "../wit/services-1.0.0"],
+        world: "unsplit:services/service-plugin",
+        with: {
+            "unsplit:irc/types@1.0.0": super::bindings::unsplit::irc::types,
+            "unsplit:irc/host@1.0.0": super::bindings::unsplit::irc::host,
+            "unsplit:services/types@1.0.0": super::services_bindings::unsplit::services::types,
+        },
+    });
+}
+
 pub use bindings::unsplit::irc::host::LogLevel;
 pub use bindings::unsplit::irc::types::{Entry, EntryKind, ModuleInfo, Outcome, OutputLine};
-use bindings::{IrcLogic, IrcLogicPre};
+use bindings::{IrcLogic, IrcLogicIndices};
+use plugin_bindings::{ServicePlugin, ServicePluginIndices};
+pub use services_bindings::exports::unsplit::services::core::{ServiceEvent, Step};
+/// The services contract's types as the host sees them.
+pub use services_bindings::unsplit::services::types as wit;
+use services_bindings::{IrcLogicWithServices, IrcLogicWithServicesIndices};
 
-/// The contract packages this host can run.
-pub const SUPPORTED_CONTRACTS: &[&str] = &["unsplit:irc@1.0.0"];
+unsplit_services::wit_conversions!(services_bindings::unsplit::services::types);
+
+/// Conversions between the native library's types (what the pipeline and the host's
+/// state work with) and the WIT types the components take.
+pub mod convert {
+    use unsplit_statemachine as sm;
+
+    use super::{Entry, EntryKind, Outcome, ServiceEvent, Step};
+
+    pub fn entry(e: &sm::Entry) -> Entry {
+        let kind = match &e.kind {
+            sm::EntryKind::CreateSession { remote_addr } => {
+                EntryKind::CreateSession(remote_addr.clone())
+            }
+            sm::EntryKind::DeleteSession { quit_message } => {
+                EntryKind::DeleteSession(quit_message.clone())
+            }
+            sm::EntryKind::IrcLine(b) => EntryKind::IrcLine(b.clone()),
+            sm::EntryKind::Tick => EntryKind::Tick,
+            sm::EntryKind::Config(t) => EntryKind::Config(t.clone()),
+        };
+        Entry {
+            index: e.index,
+            time_ms: e.time_ms,
+            session: e.session,
+            kind,
+        }
+    }
+
+    pub fn outcome(o: Outcome) -> sm::Outcome {
+        sm::Outcome {
+            lines: o
+                .lines
+                .into_iter()
+                .map(|l| sm::OutputLine {
+                    line: l.line,
+                    recipients: l.recipients,
+                })
+                .collect(),
+            closed: o.closed,
+            error: o.error,
+        }
+    }
+
+    pub fn step(s: Step) -> sm::Step {
+        sm::Step {
+            outcome: outcome(s.outcome),
+            events: s
+                .events
+                .into_iter()
+                .map(|ServiceEvent { service, event }| sm::ServiceEvent {
+                    service,
+                    event: event.into(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The contract packages this host can run: the IRC logic (with or without the services
+/// hooks) and services plugins.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["unsplit:irc@1.0.0", "unsplit:services@1.0.0"];
 
 /// Fuel one entry may burn unless the network configuration says otherwise.
 pub const DEFAULT_FUEL_PER_ENTRY: u64 = 2_000_000_000;
@@ -127,10 +217,88 @@ pub fn component_imports(bytes: &[u8]) -> Result<Vec<String>, RuntimeError> {
     Ok(imports)
 }
 
-/// A validated, compiled logic component, ready to instantiate (cheaply, many times).
+/// A validated, compiled component: the IRC logic or a services plugin.
+#[derive(Debug, Clone)]
+pub enum Compiled {
+    Logic(Arc<LogicModule>),
+    Plugin(Arc<PluginModule>),
+}
+
+impl Compiled {
+    pub fn hash(&self) -> &str {
+        match self {
+            Compiled::Logic(m) => &m.hash,
+            Compiled::Plugin(m) => &m.hash,
+        }
+    }
+}
+
+/// What every component must pass: only `unsplit:*` imports, valid, linkable against
+/// the host interface. Returns the component's instance-pre and its hash.
+fn prepare(
+    engine: &Engine,
+    bytes: &[u8],
+) -> Result<(InstancePre<HostState>, String), RuntimeError> {
+    for import in component_imports(bytes)? {
+        if !import.starts_with("unsplit:") {
+            return Err(RuntimeError::ForeignImport(import));
+        }
+    }
+    let component =
+        Component::new(engine, bytes).map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
+    let mut linker = Linker::<HostState>::new(engine);
+    IrcLogic::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        .map_err(RuntimeError::engine)?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .map_err(|e| RuntimeError::Unsupported(format!("{e:#}")))?;
+    Ok((pre, hex::encode(Sha256::digest(bytes))))
+}
+
+/// Compiles a component and finds out what it is: the IRC logic (with the services hooks
+/// or without) or a services plugin.
+pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Compiled, RuntimeError> {
+    let (pre, hash) = prepare(engine, bytes)?;
+    let size = bytes.len();
+    let engine = engine.clone();
+    let logic = IrcLogicIndices::new(&pre);
+    if let Ok(logic) = logic {
+        let services = IrcLogicWithServicesIndices::new(&pre).ok();
+        return Ok(Compiled::Logic(Arc::new(LogicModule {
+            engine,
+            pre,
+            indices: match services {
+                Some(s) => CoreIndices::Services(s),
+                None => CoreIndices::Plain(logic),
+            },
+            hash,
+            size,
+        })));
+    }
+    match ServicePluginIndices::new(&pre) {
+        Ok(indices) => Ok(Compiled::Plugin(Arc::new(PluginModule {
+            engine,
+            pre,
+            indices,
+            hash,
+            size,
+        }))),
+        Err(e) => Err(RuntimeError::Unsupported(format!(
+            "exports neither unsplit:irc/logic nor unsplit:services/plugin: {e:#}"
+        ))),
+    }
+}
+
+enum CoreIndices {
+    Plain(IrcLogicIndices),
+    Services(IrcLogicWithServicesIndices),
+}
+
+/// A validated, compiled IRC logic component, ready to instantiate (cheaply, many times).
 pub struct LogicModule {
     engine: Engine,
-    pre: IrcLogicPre<HostState>,
+    pre: InstancePre<HostState>,
+    indices: CoreIndices,
     /// SHA-256 of the component bytes, hex.
     pub hash: String,
     pub size: usize,
@@ -141,45 +309,66 @@ impl std::fmt::Debug for LogicModule {
         f.debug_struct("LogicModule")
             .field("hash", &self.hash)
             .field("size", &self.size)
+            .field("services", &self.has_services())
             .finish()
     }
 }
 
 impl LogicModule {
-    /// Validates and compiles a component: imports only `unsplit:*`, and it must export
-    /// a supported contract.
+    /// Validates and compiles an IRC logic component: imports only `unsplit:*`, and it
+    /// must export a supported contract.
     pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Arc<LogicModule>, RuntimeError> {
-        for import in component_imports(bytes)? {
-            if !import.starts_with("unsplit:") {
-                return Err(RuntimeError::ForeignImport(import));
-            }
+        match compile(engine, bytes)? {
+            Compiled::Logic(m) => Ok(m),
+            Compiled::Plugin(_) => Err(RuntimeError::Unsupported(
+                "this is a services plugin, not the IRC logic".into(),
+            )),
         }
-        let component =
-            Component::new(engine, bytes).map_err(|e| RuntimeError::Invalid(format!("{e:#}")))?;
-        let mut linker = Linker::<HostState>::new(engine);
-        IrcLogic::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(RuntimeError::engine)?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(IrcLogicPre::new)
-            .map_err(|e| RuntimeError::Unsupported(format!("{e:#}")))?;
-        let hash = Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        Ok(Arc::new(LogicModule {
-            engine: engine.clone(),
-            pre,
-            hash,
-            size: bytes.len(),
-        }))
     }
-}
 
-impl LogicModule {
+    /// It exports the services hooks (`unsplit:services/core`).
+    pub fn has_services(&self) -> bool {
+        matches!(self.indices, CoreIndices::Services(_))
+    }
+
     /// What the module says about itself (instantiates it once).
     pub fn info(self: &Arc<Self>) -> Result<ModuleInfo, RuntimeError> {
         LogicInstance::new(self.clone(), Limits::default())?.info()
+    }
+}
+
+/// A validated, compiled services plugin.
+pub struct PluginModule {
+    engine: Engine,
+    pre: InstancePre<HostState>,
+    indices: ServicePluginIndices,
+    pub hash: String,
+    pub size: usize,
+}
+
+impl std::fmt::Debug for PluginModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginModule")
+            .field("hash", &self.hash)
+            .field("size", &self.size)
+            .finish()
+    }
+}
+
+impl PluginModule {
+    /// Validates and compiles a services plugin.
+    pub fn new(engine: &Engine, bytes: &[u8]) -> Result<Arc<PluginModule>, RuntimeError> {
+        match compile(engine, bytes)? {
+            Compiled::Plugin(m) => Ok(m),
+            Compiled::Logic(_) => Err(RuntimeError::Unsupported(
+                "this is the IRC logic, not a services plugin".into(),
+            )),
+        }
+    }
+
+    /// What the plugin says about itself (instantiates it once).
+    pub fn info(self: &Arc<Self>) -> Result<wit::PluginInfo, RuntimeError> {
+        PluginInstance::new(self.clone(), Limits::default())?.info()
     }
 }
 
@@ -217,6 +406,7 @@ impl ResourceLimiter for MemoryLimiter {
 }
 
 impl bindings::unsplit::irc::types::Host for HostState {}
+impl services_bindings::unsplit::services::types::Host for HostState {}
 
 impl bindings::unsplit::irc::host::Host for HostState {
     fn log(&mut self, level: LogLevel, message: String) {
@@ -227,54 +417,135 @@ impl bindings::unsplit::irc::host::Host for HostState {
             LogLevel::Warn => "warn",
             LogLevel::Error => "error",
         };
-        eprintln!("logic {level}: {message}");
+        eprintln!("component {level}: {message}");
     }
 }
 
-/// One running instance of the logic, with its state inside.
-pub struct LogicInstance {
-    module: Arc<LogicModule>,
+/// One store with its limits: fuel per call, a memory cap, and poisoning after a trap
+/// (wasmtime cannot re-enter a store that trapped).
+struct Sandbox {
     store: Store<HostState>,
-    bindings: IrcLogic,
     limits: Limits,
     poisoned: bool,
     last_fuel: u64,
 }
 
-impl std::fmt::Debug for LogicInstance {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogicInstance")
-            .field("module", &self.module.hash)
-            .field("poisoned", &self.poisoned)
-            .finish()
-    }
-}
-
-impl LogicInstance {
-    /// A fresh instance with the empty initial state.
-    pub fn new(module: Arc<LogicModule>, limits: Limits) -> Result<LogicInstance, RuntimeError> {
+impl Sandbox {
+    fn new(engine: &Engine, limits: Limits) -> Result<Sandbox, RuntimeError> {
         let state = HostState {
             limits: MemoryLimiter {
                 max_bytes: limits.memory_bytes,
                 refused: false,
             },
         };
-        let mut store = Store::new(&module.engine, state);
+        let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
         store
             .set_fuel(limits.fuel_per_call)
             .map_err(RuntimeError::engine)?;
-        let bindings = module
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(e, false))?;
-        Ok(LogicInstance {
-            module,
+        Ok(Sandbox {
             store,
-            bindings,
             limits,
             poisoned: false,
             last_fuel: 0,
+        })
+    }
+
+    fn instantiate(&mut self, pre: &InstancePre<HostState>) -> Result<Instance, RuntimeError> {
+        pre.instantiate(&mut self.store)
+            .map_err(|e| classify(e, false))
+    }
+
+    /// Runs one call with a fresh fuel budget; a trap poisons the sandbox.
+    fn call<T>(
+        &mut self,
+        fuel: u64,
+        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, RuntimeError> {
+        if self.poisoned {
+            return Err(RuntimeError::Poisoned);
+        }
+        self.store.set_fuel(fuel).map_err(RuntimeError::engine)?;
+        self.store.data_mut().limits.refused = false;
+        let result = f(&mut self.store);
+        self.last_fuel = fuel - self.store.get_fuel().unwrap_or(0);
+        result.map_err(|e| {
+            self.poisoned = true;
+            classify(e, self.store.data().limits.refused)
+        })
+    }
+
+    fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.store.data_mut().limits.max_bytes = limits.memory_bytes;
+    }
+}
+
+/// How the host calls an instance of the IRC logic.
+enum CoreBindings {
+    Plain(IrcLogic),
+    Services(IrcLogicWithServices),
+}
+
+/// One running instance of the logic, with its state inside.
+pub struct LogicInstance {
+    module: Arc<LogicModule>,
+    sandbox: Sandbox,
+    bindings: CoreBindings,
+}
+
+impl std::fmt::Debug for LogicInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogicInstance")
+            .field("module", &self.module.hash)
+            .field("poisoned", &self.sandbox.poisoned)
+            .finish()
+    }
+}
+
+/// Calls `unsplit:irc/logic.$method` whichever bindings the instance has.
+macro_rules! logic_call {
+    ($self:ident, $fuel:expr, $method:ident $(, $arg:expr)*) => {{
+        let bindings = &$self.bindings;
+        $self.sandbox.call($fuel, |s| match bindings {
+            CoreBindings::Plain(b) => b.unsplit_irc_logic().$method(s $(, $arg)*),
+            CoreBindings::Services(b) => b.unsplit_irc_logic().$method(s $(, $arg)*),
+        })
+    }};
+}
+
+/// Calls `unsplit:services/core.$method`; a logic without the hooks answers an empty
+/// step (it has no services).
+macro_rules! core_call {
+    ($self:ident, $method:ident $(, $arg:expr)*) => {{
+        let fuel = $self.sandbox.limits.fuel_per_call;
+        match &$self.bindings {
+            CoreBindings::Plain(_) => Ok(Step {
+                outcome: Outcome { lines: Vec::new(), closed: Vec::new(), error: None },
+                events: Vec::new(),
+            }),
+            CoreBindings::Services(b) => $self
+                .sandbox
+                .call(fuel, |s| b.unsplit_services_core().$method(s $(, $arg)*)),
+        }
+    }};
+}
+
+impl LogicInstance {
+    /// A fresh instance with the empty initial state.
+    pub fn new(module: Arc<LogicModule>, limits: Limits) -> Result<LogicInstance, RuntimeError> {
+        let mut sandbox = Sandbox::new(&module.engine, limits)?;
+        let instance = sandbox.instantiate(&module.pre)?;
+        let store = &mut sandbox.store;
+        let bindings = match &module.indices {
+            CoreIndices::Plain(i) => i.load(store, &instance).map(CoreBindings::Plain),
+            CoreIndices::Services(i) => i.load(store, &instance).map(CoreBindings::Services),
+        }
+        .map_err(|e| classify(e, false))?;
+        Ok(LogicInstance {
+            module,
+            sandbox,
+            bindings,
         })
     }
 
@@ -284,63 +555,161 @@ impl LogicInstance {
 
     /// Fuel the last call used.
     pub fn last_fuel(&self) -> u64 {
-        self.last_fuel
-    }
-
-    /// Runs one call with a fresh fuel budget; a trap poisons the instance.
-    fn call<T>(
-        &mut self,
-        fuel: u64,
-        f: impl FnOnce(&IrcLogic, &mut Store<HostState>) -> wasmtime::Result<T>,
-    ) -> Result<T, RuntimeError> {
-        if self.poisoned {
-            return Err(RuntimeError::Poisoned);
-        }
-        self.store.set_fuel(fuel).map_err(RuntimeError::engine)?;
-        self.store.data_mut().limits.refused = false;
-        let result = f(&self.bindings, &mut self.store);
-        self.last_fuel = fuel - self.store.get_fuel().unwrap_or(0);
-        result.map_err(|e| {
-            self.poisoned = true;
-            classify(e, self.store.data().limits.refused)
-        })
+        self.sandbox.last_fuel
     }
 
     pub fn info(&mut self) -> Result<ModuleInfo, RuntimeError> {
-        self.call(self.limits.fuel_per_state_call, |b, s| {
-            b.unsplit_irc_logic().call_info(s)
-        })
+        logic_call!(self, self.sandbox.limits.fuel_per_state_call, call_info)
     }
 
-    /// Applies one committed entry.
+    /// Applies one committed entry (`unsplit:irc/logic.apply`: no services).
     pub fn apply(&mut self, entry: &Entry) -> Result<Outcome, RuntimeError> {
-        self.call(self.limits.fuel_per_call, |b, s| {
-            b.unsplit_irc_logic().call_apply(s, entry)
-        })
+        logic_call!(self, self.sandbox.limits.fuel_per_call, call_apply, entry)
+    }
+
+    /// Applies one committed entry, with the events for services when the logic has the
+    /// hooks.
+    pub fn apply_step(&mut self, entry: &Entry) -> Result<Step, RuntimeError> {
+        match &self.bindings {
+            CoreBindings::Plain(_) => self.apply(entry).map(|outcome| Step {
+                outcome,
+                events: Vec::new(),
+            }),
+            CoreBindings::Services(_) => core_call!(self, call_apply, entry),
+        }
+    }
+
+    pub fn set_services(
+        &mut self,
+        ctx: wit::Context,
+        services: &[wit::PluginInfo],
+    ) -> Result<Step, RuntimeError> {
+        core_call!(self, call_set_services, ctx, services)
+    }
+
+    pub fn apply_actions(
+        &mut self,
+        ctx: wit::Context,
+        service: &str,
+        actions: &[wit::Action],
+    ) -> Result<Step, RuntimeError> {
+        core_call!(self, call_apply_actions, ctx, service, actions)
+    }
+
+    pub fn service_failed(
+        &mut self,
+        ctx: wit::Context,
+        service: &str,
+        events: &[wit::Event],
+        reason: &str,
+    ) -> Result<Step, RuntimeError> {
+        core_call!(self, call_service_failed, ctx, service, events, reason)
     }
 
     /// The logic's whole state.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, RuntimeError> {
-        self.call(self.limits.fuel_per_state_call, |b, s| {
-            b.unsplit_irc_logic().call_snapshot(s)
-        })
+        logic_call!(self, self.sandbox.limits.fuel_per_state_call, call_snapshot)
     }
 
     /// Replaces the state; the inner `Err` is the logic refusing the bytes.
     pub fn restore(&mut self, data: &[u8]) -> Result<Result<(), String>, RuntimeError> {
-        self.call(self.limits.fuel_per_state_call, |b, s| {
-            b.unsplit_irc_logic().call_restore(s, data)
-        })
+        logic_call!(
+            self,
+            self.sandbox.limits.fuel_per_state_call,
+            call_restore,
+            data
+        )
     }
 
     /// New limits for the following calls (a configuration change at a log index).
     pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
-        self.store.data_mut().limits.max_bytes = limits.memory_bytes;
+        self.sandbox.set_limits(limits);
     }
 
     pub fn limits(&self) -> Limits {
-        self.limits
+        self.sandbox.limits
+    }
+}
+
+/// One running instance of a services plugin, with its state inside.
+pub struct PluginInstance {
+    module: Arc<PluginModule>,
+    sandbox: Sandbox,
+    bindings: ServicePlugin,
+}
+
+impl std::fmt::Debug for PluginInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginInstance")
+            .field("module", &self.module.hash)
+            .field("poisoned", &self.sandbox.poisoned)
+            .finish()
+    }
+}
+
+impl PluginInstance {
+    /// A fresh instance with the plugin's empty initial state.
+    pub fn new(module: Arc<PluginModule>, limits: Limits) -> Result<PluginInstance, RuntimeError> {
+        let mut sandbox = Sandbox::new(&module.engine, limits)?;
+        let instance = sandbox.instantiate(&module.pre)?;
+        let bindings = module
+            .indices
+            .load(&mut sandbox.store, &instance)
+            .map_err(|e| classify(e, false))?;
+        Ok(PluginInstance {
+            module,
+            sandbox,
+            bindings,
+        })
+    }
+
+    pub fn module(&self) -> &Arc<PluginModule> {
+        &self.module
+    }
+
+    pub fn last_fuel(&self) -> u64 {
+        self.sandbox.last_fuel
+    }
+
+    pub fn info(&mut self) -> Result<wit::PluginInfo, RuntimeError> {
+        let b = &self.bindings;
+        let fuel = self.sandbox.limits.fuel_per_state_call;
+        self.sandbox
+            .call(fuel, |s| b.unsplit_services_plugin().call_info(s))
+    }
+
+    pub fn handle(
+        &mut self,
+        ctx: wit::Context,
+        events: &[wit::Event],
+    ) -> Result<Vec<wit::Action>, RuntimeError> {
+        let b = &self.bindings;
+        let fuel = self.sandbox.limits.fuel_per_call;
+        self.sandbox.call(fuel, |s| {
+            b.unsplit_services_plugin().call_handle(s, ctx, events)
+        })
+    }
+
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, RuntimeError> {
+        let b = &self.bindings;
+        let fuel = self.sandbox.limits.fuel_per_state_call;
+        self.sandbox
+            .call(fuel, |s| b.unsplit_services_plugin().call_snapshot(s))
+    }
+
+    pub fn restore(&mut self, data: &[u8]) -> Result<Result<(), String>, RuntimeError> {
+        let b = &self.bindings;
+        let fuel = self.sandbox.limits.fuel_per_state_call;
+        self.sandbox
+            .call(fuel, |s| b.unsplit_services_plugin().call_restore(s, data))
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.sandbox.set_limits(limits);
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.sandbox.limits
     }
 }
 

@@ -1,11 +1,12 @@
 //! The raft state machine: applies committed entries through the IRC logic component and
-//! keeps the host's replicated state (sessions and their secrets, the configuration, the
-//! output window).
+//! its services plugins, and keeps the host's replicated state (sessions and their
+//! secrets, the configuration, the output window, pending password hashes).
 //!
 //! Data flow for one entry: decode → host checks (session exists, ClientMessageId dedup)
-//! → `Logic::apply` (wasm) → number the output lines, append them to the output window →
-//! drop closed sessions → wake the streams of the recipients. Host state changes only
-//! after the logic accepted the entry, so a rejected (trapping) entry changes nothing.
+//! → `Logic::run` (the logic and the plugins, in wasm) → number the output lines, append
+//! them to the output window → drop closed sessions → wake the streams of the
+//! recipients. Host state changes only after the logic accepted the entry, so a rejected
+//! (trapping) entry changes nothing.
 
 // openraft's StorageError (224 bytes) is imposed by its traits; boxing it here would only
 // move the conversion around.
@@ -22,15 +23,37 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use unsplit_bridge::protocol::MESSAGE_ID_OFFSET;
 
-use crate::logic::{Logic, LogicError};
-use crate::modules::{Activation, ModuleCache, ModuleRecord, Modules};
+use unsplit_services::{Context, Event, Hashed};
+use unsplit_statemachine::pipeline::{Done, HashJob, Start};
+use unsplit_statemachine::{self as irc, ServiceEvent};
+
+use crate::logic::{Logic, LogicError, LogicState, PluginState, PluginTrap, Ran};
+use crate::modules::{Activation, ModuleCache, ModuleKind, ModuleRecord, Modules};
 use crate::netconfig::NetConfig;
 use crate::output::{Batch, OutLine, OutputWindow};
 use crate::raft::{
     LogId, Op, Request, Response, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
-use crate::runtime::{self, LogicModule, TrapKind};
+use crate::runtime::{Compiled, LogicModule, TrapKind};
 use crate::snapshot::SnapshotStore;
+
+/// Password hashes pending at most (the leader computes them one after another); a
+/// plugin asking for more is answered "busy" at once.
+pub const MAX_PENDING_HASHES: usize = 64;
+/// A pending hash nobody answered for this long (entry time) is forgotten.
+pub const PENDING_HASH_TTL_MS: u64 = 5 * 60 * 1000;
+
+/// A password hash a plugin asked for, until the leader commits the result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingHash {
+    pub service: String,
+    pub id: u64,
+    pub password: String,
+    pub salt: Vec<u8>,
+    pub algorithm: Option<String>,
+    /// When it was asked for (entry time).
+    pub time_ms: u64,
+}
 
 /// Extra output retention beyond SessionExpiration (RobustIRC keeps 10 s more).
 const RETENTION_SLACK_MS: u64 = 10_000;
@@ -61,8 +84,12 @@ pub struct Replicated {
     pub rejected: u64,
     /// The newest of them, for operators (and the canary).
     pub rejected_log: VecDeque<RejectedEntry>,
-    /// Uploaded logic modules and the activation history.
+    /// Traps of services plugins survived (the entries went on).
+    pub plugin_failures: u64,
+    /// Uploaded modules (logic and plugins) and the activation history.
     pub modules: Modules,
+    /// Password hashes plugins asked for, oldest first; the leader answers them.
+    pub hash_jobs: VecDeque<PendingHash>,
 }
 
 impl Replicated {
@@ -75,13 +102,24 @@ impl Replicated {
     }
 }
 
-/// What a snapshot carries: the host's state and the logic's state.
+/// What a snapshot carries: the host's state, the logic's state and the plugins'.
 #[derive(Serialize, Deserialize)]
 pub struct SnapshotData {
     pub replicated: Replicated,
     pub logic: Vec<u8>,
     /// The module whose `snapshot()` wrote `logic`.
     pub module_hash: String,
+    pub plugins: Vec<PluginState>,
+}
+
+impl SnapshotData {
+    /// The logic's and the plugins' state.
+    pub fn logic_state(&self) -> LogicState {
+        LogicState {
+            core: self.logic.clone(),
+            plugins: self.plugins.clone(),
+        }
+    }
 }
 
 impl SnapshotData {
@@ -143,6 +181,11 @@ pub struct Counters {
     /// Module switches, and how long the last one stalled the apply loop.
     pub swaps: AtomicU64,
     pub last_swap_micros: AtomicU64,
+    /// Traps of services plugins (the entries went on).
+    pub plugin_traps: AtomicU64,
+    /// Password hashes computed by this node (as leader), and the time they took.
+    pub hashes: AtomicU64,
+    pub hash_nanos: AtomicU64,
 }
 
 /// Upper bounds (µs) of the apply latency histogram buckets.
@@ -183,6 +226,8 @@ pub struct Shared {
     pub generation: AtomicU64,
     /// A shadow start/stop the state machine picks up before its next entry.
     pub shadow_command: Mutex<Option<ShadowCommand>>,
+    /// Woken when a plugin asked for a password hash (the leader's hasher waits on it).
+    pub hash_wakeup: Notify,
     shadow: Mutex<ShadowStatus>,
 }
 
@@ -203,7 +248,7 @@ impl Shared {
 pub struct StateMachine {
     shared: Arc<Shared>,
     logic: Logic,
-    /// The module the binary was built with: runs until the first activation.
+    /// The logic the binary was built with: runs until the first activation.
     builtin: Arc<LogicModule>,
     cache: Arc<ModuleCache>,
     shadow: Option<Shadow>,
@@ -225,7 +270,7 @@ impl StateMachine {
         builtin: Arc<LogicModule>,
         cache: Arc<ModuleCache>,
     ) -> Result<(StateMachine, Arc<Shared>), StorageError> {
-        cache.insert(builtin.clone());
+        cache.insert(Compiled::Logic(builtin.clone()));
         let shared = Arc::new(Shared::default());
         let logic = match store.load().map_err(io_err)? {
             Some((_meta, data)) => {
@@ -250,33 +295,49 @@ impl StateMachine {
 
     fn apply_request(&mut self, log_id: LogId, req: Request) -> Result<Response, StorageError> {
         let index = log_id.index;
-        let id = MESSAGE_ID_OFFSET + index;
         let now = {
             let mut st = self.shared.write();
             st.now_ms = st.now_ms.max(req.time_ms);
             st.now_ms
         };
-        let decision = decide(&self.shared.read(), index, now, &req.op);
-        let entry = match decision {
-            Decision::Logic(entry) => entry,
-            Decision::Done(response) => return Ok(response),
-            Decision::Host => return self.apply_module_op(index, now, req.op),
+        let (start, room) = {
+            let st = self.shared.read();
+            let start = match decide(&st, index, now, &req.op) {
+                Decision::Run(start) => start,
+                Decision::Done(response) => return Ok(response),
+                Decision::Host => {
+                    drop(st);
+                    return self.apply_module_op(index, now, req.op);
+                }
+            };
+            (start, hash_room(&st))
         };
-        let session = entry.session;
-        let shadow_entry = self.shadow.as_ref().map(|_| entry.clone());
+        let session = match &start {
+            Start::Entry(e) => e.session,
+            _ => 0,
+        };
+        let shadow_start = self.shadow.as_ref().map(|_| start.clone());
         let started = std::time::Instant::now();
-        let result = self.logic.apply(entry);
+        let result = self.logic.run(start, room);
         let counters = &self.shared.counters;
         counters.observe_apply(started.elapsed(), self.logic.last_fuel());
-        if let (Some(shadow), Some(entry)) = (&mut self.shadow, shadow_entry) {
-            shadow.compare(entry, &result, &self.shared);
+        if let (Some(shadow), Some(start)) = (&mut self.shadow, shadow_start) {
+            shadow.compare(start, room, &result, &self.shared);
         }
-        let mut st = self.shared.write();
-        let outcome = match result {
-            Ok(outcome) => outcome,
+        let ran = match result {
+            Ok(ran) => ran,
             Err(LogicError::Rejected { kind, message }) => {
+                let mut st = self.shared.write();
                 let reason = format!("{kind:?}: {message}");
-                record_rejection(&mut st, index, now, session, kind, &reason, &req.op);
+                let module = st
+                    .modules
+                    .active()
+                    .map(|a| a.hash.clone())
+                    .unwrap_or_else(|| "builtin".into());
+                let rejected =
+                    RejectedEntry::new(index, now, session, kind, &reason, &req.op, module, None);
+                record_rejection(&mut st, rejected);
+                st.rejected += 1;
                 counters.count_rejection(kind);
                 if session != 0 && st.sessions.contains_key(&session) {
                     let server = st.config().server_name.clone();
@@ -284,7 +345,7 @@ impl StateMachine {
                         ":{server} NOTICE * :Your last line was rejected: it made the IRC logic fail ({reason}). Nothing changed."
                     );
                     st.output.push(Batch {
-                        id,
+                        id: MESSAGE_ID_OFFSET + index,
                         time_ms: now,
                         lines: vec![OutLine {
                             reply: 1,
@@ -301,8 +362,72 @@ impl StateMachine {
         };
         // Limits change only with the configuration.
         let is_config = matches!(req.op, Op::Config { .. });
-        let response = absorb(&mut st, index, now, req.op, &outcome);
-        let limits = is_config.then(|| st.config().limits());
+        let mut st = self.shared.write();
+        self.note_plugin_traps(&mut st, index, now, &req.op, &ran.plugin_traps);
+        let response = absorb(&mut st, index, now, req.op, &ran.done);
+        let limits = is_config.then(|| (st.config().limits(), st.config().plugin_limits()));
+        drop(st);
+        if !ran.done.hash_jobs.is_empty() {
+            self.shared.hash_wakeup.notify_one();
+        }
+        if let Some((limits, plugin_limits)) = limits
+            && (limits, plugin_limits) != (self.logic.limits(), self.logic.plugin_limits())
+        {
+            self.logic.set_limits(limits, plugin_limits);
+            if let Some(shadow) = &mut self.shadow {
+                shadow.logic.set_limits(limits, plugin_limits);
+            }
+        }
+        self.deliver(index, now, ran.done.outcome);
+        Ok(response)
+    }
+
+    /// Records plugin traps (every node survives the same ones).
+    fn note_plugin_traps(
+        &self,
+        st: &mut Replicated,
+        index: u64,
+        now: u64,
+        op: &Op,
+        traps: &[PluginTrap],
+    ) {
+        for t in traps {
+            let module = st
+                .modules
+                .active_of(&ModuleKind::Plugin(t.plugin.clone()))
+                .map(|a| a.hash.clone())
+                .unwrap_or_default();
+            let reason = format!("{:?}: {}", t.kind, t.message);
+            let session = match op {
+                Op::Line { session, .. } => *session,
+                _ => 0,
+            };
+            let entry = RejectedEntry::new(
+                index,
+                now,
+                session,
+                t.kind,
+                &reason,
+                op,
+                module,
+                Some(t.plugin.clone()),
+            );
+            record_rejection(st, entry);
+            st.plugin_failures += 1;
+            self.shared
+                .counters
+                .plugin_traps
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                "plugin {} trapped at index {index} and was reset: {reason}",
+                t.plugin
+            );
+        }
+    }
+
+    /// Numbers the lines, appends them to the output window, prunes it, wakes the
+    /// recipients' streams and forgets closed sessions.
+    fn deliver(&self, index: u64, now: u64, outcome: irc::Outcome) {
         let mut woken: Vec<u64> = Vec::new();
         let lines: Vec<OutLine> = outcome
             .lines
@@ -317,22 +442,19 @@ impl StateMachine {
                 }
             })
             .collect();
-        counters
+        self.shared
+            .counters
             .output_lines
             .fetch_add(lines.len() as u64, Ordering::Relaxed);
-        st.output.push(Batch {
-            id,
-            time_ms: now,
-            lines,
-        });
-        let retention = st.config().session_expiration_ms + RETENTION_SLACK_MS;
-        st.output.prune(now.saturating_sub(retention));
-        drop(st);
-        if let Some(limits) = limits.filter(|l| *l != self.logic.limits()) {
-            self.logic.set_limits(limits);
-            if let Some(shadow) = &mut self.shadow {
-                shadow.logic.set_limits(limits);
-            }
+        {
+            let mut st = self.shared.write();
+            st.output.push(Batch {
+                id: MESSAGE_ID_OFFSET + index,
+                time_ms: now,
+                lines,
+            });
+            let retention = st.config().session_expiration_ms + RETENTION_SLACK_MS;
+            st.output.prune(now.saturating_sub(retention));
         }
         woken.sort_unstable();
         woken.dedup();
@@ -342,14 +464,15 @@ impl StateMachine {
         for s in outcome.closed {
             self.shared.wakeups.forget(s);
         }
-        Ok(response)
     }
 
-    /// Module uploads and activations: host state, plus the switch of the logic.
+    /// Module uploads and activations: host state, plus the switch of the logic or of a
+    /// plugin.
     fn apply_module_op(&mut self, index: u64, now: u64, op: Op) -> Result<Response, StorageError> {
         match op {
             Op::ModuleUpload {
                 bytes,
+                kind,
                 name,
                 version,
                 snapshot_format,
@@ -359,6 +482,7 @@ impl StateMachine {
                 self.cache.prepare(bytes.clone());
                 self.shared.write().modules.add(ModuleRecord {
                     hash: hash.clone(),
+                    kind,
                     name,
                     version,
                     snapshot_format,
@@ -378,31 +502,22 @@ impl StateMachine {
                 };
                 let activation = Activation {
                     hash: hash.clone(),
+                    kind: record.kind.clone(),
                     version: record.version.clone(),
                     index,
                     time_ms: now,
                 };
-                if self.logic.module().hash != hash {
+                let active = self
+                    .shared
+                    .read()
+                    .modules
+                    .active_of(&record.kind)
+                    .map(|a| a.hash.clone());
+                if active.as_deref() != Some(hash.as_str()) || record.kind == ModuleKind::Logic {
                     let started = std::time::Instant::now();
-                    let module = match self.cache.get(&record.bytes) {
-                        Ok(m) => m,
-                        // Deterministic: the same bytes fail to compile on every node.
-                        Err(e) => {
-                            return Ok(Response::ModuleRefused(format!(
-                                "module {hash} does not compile: {e}"
-                            )));
-                        }
-                    };
-                    match self.logic.switch_to(module) {
-                        Ok(()) => {}
-                        Err(LogicError::Refused(e)) => {
-                            tracing::warn!("activating module {hash} at {index} refused: {e}");
-                            return Ok(Response::ModuleRefused(format!(
-                                "module {hash} ({}) refused the current state: {e}; the active module stays",
-                                record.version
-                            )));
-                        }
-                        Err(e) => return Err(io_err(e)),
+                    if let Err(why) = self.switch(&record, index, now)? {
+                        tracing::warn!("activating module {hash} at {index} refused: {why}");
+                        return Ok(Response::ModuleRefused(why));
                     }
                     let stall = started.elapsed();
                     let c = &self.shared.counters;
@@ -410,7 +525,8 @@ impl StateMachine {
                     c.last_swap_micros
                         .store(stall.as_micros() as u64, Ordering::Relaxed);
                     tracing::info!(
-                        "module {hash} ({}) active from index {index}; the switch took {stall:?}",
+                        "module {hash} ({} {}) active from index {index}; the switch took {stall:?}",
+                        record.kind,
                         record.version
                     );
                     if let Some(shadow) = &mut self.shadow {
@@ -421,6 +537,80 @@ impl StateMachine {
                 Ok(Response::ModuleActivated(hash))
             }
             other => Err(io_err(format!("not a module operation: {other:?}"))),
+        }
+    }
+
+    /// Runs `record` from this index on: the logic, or the plugin of its name (then the
+    /// logic is told the new list of services). `Ok(Err(why))`: refused, nothing
+    /// changed (deterministic: every node refuses alike).
+    fn switch(
+        &mut self,
+        record: &ModuleRecord,
+        index: u64,
+        now: u64,
+    ) -> Result<Result<(), String>, StorageError> {
+        let hash = &record.hash;
+        let refused = |e: String| {
+            Ok(Err(format!(
+                "module {hash} ({}) refused the current state: {e}; the active module stays",
+                record.version
+            )))
+        };
+        match &record.kind {
+            ModuleKind::Logic => {
+                if self.logic.module().hash == *hash {
+                    return Ok(Ok(()));
+                }
+                let module = match self.cache.get(&record.bytes) {
+                    Ok(m) => m,
+                    // Deterministic: the same bytes fail to compile on every node.
+                    Err(e) => return Ok(Err(format!("module {hash} does not compile: {e}"))),
+                };
+                match self.logic.switch_to(module) {
+                    Ok(()) => Ok(Ok(())),
+                    Err(LogicError::Refused(e)) => refused(e),
+                    Err(e) => Err(io_err(e)),
+                }
+            }
+            ModuleKind::Plugin(name) => {
+                let module = match self.cache.get_plugin(&record.bytes) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(format!("module {hash} does not compile: {e}"))),
+                };
+                match self.logic.switch_plugin(module) {
+                    Ok(info) if info.name == *name => {}
+                    Ok(info) => {
+                        return Err(io_err(format!(
+                            "plugin {name} now calls itself {}",
+                            info.name
+                        )));
+                    }
+                    Err(LogicError::Refused(e)) => return refused(e),
+                    Err(e) => return Err(io_err(e)),
+                }
+                let ctx = Context {
+                    index,
+                    time_ms: now,
+                };
+                let room = hash_room(&self.shared.read());
+                let infos = self.logic.plugin_infos();
+                match self.logic.run(Start::SetServices(ctx, infos), room) {
+                    Ok(ran) => {
+                        let mut st = self.shared.write();
+                        let op = Op::ModuleActivate { hash: hash.clone() };
+                        self.note_plugin_traps(&mut st, index, now, &op, &ran.plugin_traps);
+                        absorb(&mut st, index, now, op, &ran.done);
+                        drop(st);
+                        self.deliver(index, now, ran.done.outcome);
+                        Ok(Ok(()))
+                    }
+                    // The logic trapped on the new list of services: it keeps the old one.
+                    Err(LogicError::Rejected { kind, message }) => Ok(Err(format!(
+                        "the IRC logic failed on the new services ({kind:?}: {message})"
+                    ))),
+                    Err(e) => Err(io_err(e)),
+                }
+            }
         }
     }
 
@@ -443,22 +633,20 @@ impl StateMachine {
                 let started = record
                     .ok_or_else(|| format!("no module {hash} has been uploaded"))
                     .and_then(|r| {
-                        let module = self.cache.get(&r.bytes)?;
-                        let state = self.logic.snapshot().map_err(|e| e.to_string())?;
-                        let logic = Logic::from_snapshot(module, self.logic.limits(), &state)
-                            .map_err(|e| e.to_string())?;
-                        Ok((r, logic))
+                        let module = self.cache.compiled(&r.bytes)?;
+                        let logic = fork_with(&mut self.logic, &module)?;
+                        Ok((r, module, logic))
                     });
                 let since = self.shared.read().applied_index();
                 match started {
-                    Ok((r, logic)) => {
+                    Ok((r, module, logic)) => {
                         *self.shared.shadow_status() = ShadowStatus {
                             hash: Some(r.hash.clone()),
                             version: r.version.clone(),
                             since_index: since,
                             ..ShadowStatus::default()
                         };
-                        self.shadow = Some(Shadow { logic });
+                        self.shadow = Some(Shadow { logic, module });
                     }
                     Err(e) => {
                         self.shadow = None;
@@ -473,10 +661,24 @@ impl StateMachine {
     }
 }
 
+/// Room for new password hash jobs.
+pub fn hash_room(st: &Replicated) -> usize {
+    MAX_PENDING_HASHES.saturating_sub(st.hash_jobs.len())
+}
+
+/// A copy of `logic` running `module` (the logic or a plugin) instead of the active one.
+pub fn fork_with(logic: &mut Logic, module: &Compiled) -> Result<Logic, String> {
+    let forked = match module {
+        Compiled::Logic(m) => logic.fork(Some(m.clone()), None),
+        Compiled::Plugin(p) => logic.fork(None, Some(p.clone())),
+    };
+    forked.map_err(|e| e.to_string())
+}
+
 /// What the host does with a request before (or instead of) the logic.
 pub enum Decision {
-    /// The logic applies this entry.
-    Logic(runtime::Entry),
+    /// The logic and its plugins run this.
+    Run(Start),
     /// Answered by the host alone (no such session, duplicate, invalid config).
     Done(Response),
     /// A module operation (upload, activation).
@@ -484,13 +686,16 @@ pub enum Decision {
 }
 
 /// The host's checks before the logic: the session must exist, a repeated
-/// ClientMessageId is dropped, the host's configuration keys must be valid. Pure: the
-/// canary replays recorded entries through it exactly as the node applied them.
+/// ClientMessageId is dropped, the host's configuration keys must be valid, a password
+/// hash must answer a pending request. Pure: the canary replays recorded entries
+/// through it exactly as the node applied them.
 pub fn decide(st: &Replicated, index: u64, now: u64, op: &Op) -> Decision {
     let (session, kind) = match op {
         Op::CreateSession { remote_addr, .. } => (
             MESSAGE_ID_OFFSET + index,
-            runtime::EntryKind::CreateSession(remote_addr.clone()),
+            irc::EntryKind::CreateSession {
+                remote_addr: remote_addr.clone(),
+            },
         ),
         Op::Line {
             session,
@@ -503,10 +708,7 @@ pub fn decide(st: &Replicated, index: u64, now: u64, op: &Op) -> Decision {
             {
                 return Decision::Done(Response::Duplicate);
             }
-            Some(_) => (
-                *session,
-                runtime::EntryKind::IrcLine(data.as_bytes().to_vec()),
-            ),
+            Some(_) => (*session, irc::EntryKind::IrcLine(data.as_bytes().to_vec())),
         },
         Op::DeleteSession {
             session,
@@ -517,10 +719,12 @@ pub fn decide(st: &Replicated, index: u64, now: u64, op: &Op) -> Decision {
             }
             (
                 *session,
-                runtime::EntryKind::DeleteSession(quit_message.clone()),
+                irc::EntryKind::DeleteSession {
+                    quit_message: quit_message.clone(),
+                },
             )
         }
-        Op::Tick => (0, runtime::EntryKind::Tick),
+        Op::Tick => (0, irc::EntryKind::Tick),
         Op::Config { toml, revision } => {
             // Optimistic concurrency, as RobustIRC: an edit of revision N commits as N+1
             // only if nobody committed N+1 first.
@@ -535,27 +739,55 @@ pub fn decide(st: &Replicated, index: u64, now: u64, op: &Op) -> Decision {
                     "invalid network configuration: {e}"
                 )));
             }
-            (0, runtime::EntryKind::Config(toml.clone()))
+            (0, irc::EntryKind::Config(toml.clone()))
+        }
+        Op::PasswordHashed {
+            service,
+            id,
+            result,
+        } => {
+            // Only an answer to a pending request counts (a new leader may compute one
+            // the old leader already committed).
+            if !st
+                .hash_jobs
+                .iter()
+                .any(|j| j.service == *service && j.id == *id)
+            {
+                return Decision::Done(Response::Applied);
+            }
+            let event = Event::PasswordHashed {
+                id: *id,
+                result: result.clone().map(|h| Hashed {
+                    algorithm: h.algorithm,
+                    hash: h.hash,
+                }),
+            };
+            let ctx = Context {
+                index,
+                time_ms: now,
+            };
+            return Decision::Run(Start::Event(
+                ctx,
+                ServiceEvent {
+                    service: service.clone(),
+                    event,
+                },
+            ));
         }
         Op::ModuleUpload { .. } | Op::ModuleActivate { .. } => return Decision::Host,
     };
-    Decision::Logic(runtime::Entry {
+    Decision::Run(Start::Entry(irc::Entry {
         index,
         time_ms: now,
         session,
         kind,
-    })
+    }))
 }
 
 /// The host's state after the logic accepted an entry: sessions created and closed, the
-/// ClientMessageId, the configuration. Pure, like [`decide`].
-pub fn absorb(
-    st: &mut Replicated,
-    index: u64,
-    now: u64,
-    op: Op,
-    outcome: &runtime::Outcome,
-) -> Response {
+/// ClientMessageId, the configuration, password hash requests. Pure, like [`decide`].
+pub fn absorb(st: &mut Replicated, index: u64, now: u64, op: Op, done: &Done) -> Response {
+    let outcome = &done.outcome;
     let mut response = Response::Applied;
     match op {
         Op::CreateSession { auth, remote_addr } => {
@@ -588,10 +820,32 @@ pub fn absorb(
                 st.config_revision = revision;
             }
         },
-        Op::DeleteSession { .. }
-        | Op::Tick
-        | Op::ModuleUpload { .. }
-        | Op::ModuleActivate { .. } => {}
+        Op::PasswordHashed { service, id, .. } => {
+            st.hash_jobs
+                .retain(|j| !(j.service == service && j.id == id));
+        }
+        Op::Tick => {
+            st.hash_jobs
+                .retain(|j| j.time_ms.saturating_add(PENDING_HASH_TTL_MS) > now);
+        }
+        Op::DeleteSession { .. } | Op::ModuleUpload { .. } | Op::ModuleActivate { .. } => {}
+    }
+    for HashJob {
+        service,
+        id,
+        password,
+        salt,
+        algorithm,
+    } in done.hash_jobs.iter().cloned()
+    {
+        st.hash_jobs.push_back(PendingHash {
+            service,
+            id,
+            password,
+            salt,
+            algorithm,
+            time_ms: now,
+        });
     }
     for closed in &outcome.closed {
         st.sessions.remove(closed);
@@ -602,7 +856,8 @@ pub fn absorb(
 /// Rejected entries kept for operators (the newest).
 pub const REJECTED_KEPT: usize = 100;
 
-/// An entry the logic trapped on, as operators see it.
+/// An entry the logic trapped on (rejected), or a plugin trapped on (the entry went on),
+/// as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RejectedEntry {
     pub index: u64,
@@ -613,8 +868,35 @@ pub struct RejectedEntry {
     pub reason: String,
     /// The input, as text (at most 1 KiB).
     pub input: String,
-    /// The active module's hash when it trapped.
+    /// The hash of the module that trapped.
     pub module: String,
+    /// The plugin that trapped (`None`: the IRC logic, and the entry was rejected).
+    pub plugin: Option<String>,
+}
+
+impl RejectedEntry {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        index: u64,
+        time_ms: u64,
+        session: u64,
+        kind: TrapKind,
+        reason: &str,
+        op: &Op,
+        module: String,
+        plugin: Option<String>,
+    ) -> RejectedEntry {
+        RejectedEntry {
+            index,
+            time_ms,
+            session,
+            kind: format!("{kind:?}"),
+            reason: reason.to_owned(),
+            input: describe_input(op),
+            module,
+            plugin,
+        }
+    }
 }
 
 fn describe_input(op: &Op) -> String {
@@ -626,6 +908,7 @@ fn describe_input(op: &Op) -> String {
         Op::Config { revision, .. } => format!("configuration revision {revision}"),
         Op::ModuleUpload { version, .. } => format!("upload of module {version}"),
         Op::ModuleActivate { hash } => format!("activation of module {hash}"),
+        Op::PasswordHashed { service, id, .. } => format!("password hash {id} for {service}"),
     };
     if text.len() > 1024 {
         let mut cut = 1024;
@@ -638,56 +921,37 @@ fn describe_input(op: &Op) -> String {
     text
 }
 
-fn record_rejection(
-    st: &mut Replicated,
-    index: u64,
-    now: u64,
-    session: u64,
-    kind: TrapKind,
-    reason: &str,
-    op: &Op,
-) {
-    st.rejected += 1;
-    let module = st
-        .modules
-        .active()
-        .map(|a| a.hash.clone())
-        .unwrap_or_else(|| "builtin".into());
-    st.rejected_log.push_back(RejectedEntry {
-        index,
-        time_ms: now,
-        session,
-        kind: format!("{kind:?}"),
-        reason: reason.to_owned(),
-        input: describe_input(op),
-        module,
-    });
+fn record_rejection(st: &mut Replicated, entry: RejectedEntry) {
+    st.rejected_log.push_back(entry);
     while st.rejected_log.len() > REJECTED_KEPT {
         st.rejected_log.pop_front();
     }
 }
 
-/// A candidate module running beside the active one on every committed entry; its
-/// outcomes are compared, never used (node-local, not replicated).
+/// A candidate module (the logic or a plugin) running beside the active ones on every
+/// committed entry; its outcomes are compared, never used (node-local, not replicated).
 struct Shadow {
     logic: Logic,
+    module: Compiled,
 }
 
 impl Shadow {
     fn compare(
         &mut self,
-        entry: runtime::Entry,
-        active: &Result<runtime::Outcome, LogicError>,
+        start: Start,
+        room: usize,
+        active: &Result<Ran, LogicError>,
         shared: &Shared,
     ) {
-        let index = entry.index;
-        let input = crate::canary::describe(&entry);
-        let shadow = self.logic.apply(entry);
+        let (index, input) = crate::canary::describe_start(&start);
+        let shadow = self.logic.run(start, room);
         let a = crate::canary::Applied::from_result(active);
         let b = crate::canary::Applied::from_result(&shadow);
         let mut status = shared.shadow_status();
         status.compared += 1;
-        if matches!(shadow, Err(LogicError::Rejected { .. })) {
+        if matches!(shadow, Err(LogicError::Rejected { .. }))
+            || shadow.as_ref().is_ok_and(|r| !r.plugin_traps.is_empty())
+        {
             status.traps += 1;
         }
         if a != b {
@@ -704,14 +968,11 @@ impl Shadow {
         }
     }
 
-    /// After a switch of the active module: start again from its state.
+    /// After a switch of an active module: start again from the active state.
     fn reseed(&mut self, active: &mut Logic, shared: &Shared) {
-        let reseeded = active.snapshot().and_then(|state| {
-            Logic::from_snapshot(self.logic.module().clone(), active.limits(), &state)
-        });
-        match reseeded {
+        match fork_with(active, &self.module) {
             Ok(l) => self.logic = l,
-            Err(e) => shared.shadow_status().error = Some(e.to_string()),
+            Err(e) => shared.shadow_status().error = Some(e),
         }
     }
 }
@@ -781,7 +1042,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
         self.snapshot_counter += 1;
-        let logic = self.logic.snapshot();
+        let logic = self.logic.state();
         SnapshotBuilder {
             replicated: self.shared.read().clone(),
             logic,
@@ -827,34 +1088,41 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-/// The logic a snapshot continues with: its active module (compiled here if need be),
-/// its limits, its state.
+/// The logic a snapshot continues with: its active modules (compiled here if need be),
+/// its limits, its state and its plugins'.
 fn logic_for(
     snap: &SnapshotData,
     builtin: &Arc<LogicModule>,
     cache: &ModuleCache,
 ) -> Result<Logic, StorageError> {
     let modules = &snap.replicated.modules;
+    let bytes_of = |hash: &str| {
+        modules
+            .known
+            .get(hash)
+            .map(|r| r.bytes.clone())
+            .ok_or_else(|| format!("the snapshot lacks its active module {hash}"))
+    };
     let module = match modules.active() {
         None => builtin.clone(),
-        Some(a) => {
-            let record = modules.known.get(&a.hash).ok_or_else(|| {
-                io_err(format!("the snapshot lacks its active module {}", a.hash))
-            })?;
-            cache.get(&record.bytes).map_err(|e| {
-                io_err(format!(
-                    "the snapshot's active module {} does not compile: {e}",
-                    a.hash
-                ))
-            })?
-        }
+        Some(a) => bytes_of(&a.hash)
+            .and_then(|b| cache.get(&b))
+            .map_err(|e| io_err(format!("the snapshot's logic {}: {e}", a.hash)))?,
     };
-    Logic::from_snapshot(module, snap.replicated.config().limits(), &snap.logic).map_err(io_err)
+    let config = snap.replicated.config();
+    Logic::from_state(
+        module,
+        config.limits(),
+        config.plugin_limits(),
+        &snap.logic_state(),
+        |hash| bytes_of(hash).and_then(|b| cache.get_plugin(&b)),
+    )
+    .map_err(io_err)
 }
 
 pub struct SnapshotBuilder {
     replicated: Replicated,
-    logic: Result<Vec<u8>, LogicError>,
+    logic: Result<LogicState, LogicError>,
     module_hash: String,
     store: SnapshotStore,
     counter: u64,
@@ -862,8 +1130,8 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let logic = match &self.logic {
-            Ok(bytes) => bytes.clone(),
+        let state = match &self.logic {
+            Ok(state) => state.clone(),
             Err(e) => return Err(io_err(e)),
         };
         let replicated = self.replicated.clone();
@@ -875,8 +1143,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let data = postcard::to_allocvec(&SnapshotData {
             replicated,
-            logic,
+            logic: state.core,
             module_hash: self.module_hash.clone(),
+            plugins: state.plugins,
         })
         .map_err(io_err)?;
         let store = self.store.clone();

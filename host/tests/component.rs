@@ -8,12 +8,43 @@ use unsplit_host::runtime::{
 
 #[test]
 fn imports_only_our_own_interfaces() {
-    let mut imports = runtime::component_imports(unsplit_irc_component::IRC_COMPONENT).unwrap();
-    imports.sort();
-    assert_eq!(
-        imports,
-        vec!["unsplit:irc/host@1.0.0", "unsplit:irc/types@1.0.0"]
+    // The logic and every plugin: the log function and the type-only interfaces, no
+    // WASI, nothing else.
+    let components = [unsplit_irc_component::IRC_COMPONENT].into_iter().chain(
+        unsplit_irc_component::BUILTIN_PLUGINS
+            .iter()
+            .map(|(_, b)| *b),
     );
+    for bytes in components {
+        let mut imports = runtime::component_imports(bytes).unwrap();
+        imports.sort();
+        assert_eq!(
+            imports,
+            vec![
+                "unsplit:irc/host@1.0.0",
+                "unsplit:irc/types@1.0.0",
+                "unsplit:services/types@1.0.0"
+            ]
+        );
+    }
+}
+
+#[test]
+fn the_builtin_components_are_what_they_claim() {
+    let engine = runtime::engine().unwrap();
+    let logic = runtime::compile(&engine, unsplit_irc_component::IRC_COMPONENT).unwrap();
+    assert!(matches!(logic, runtime::Compiled::Logic(m) if m.has_services()));
+    for (name, bytes) in unsplit_irc_component::BUILTIN_PLUGINS {
+        let runtime::Compiled::Plugin(p) = runtime::compile(&engine, bytes).unwrap() else {
+            panic!("{name} is not a plugin");
+        };
+        let info = p.info().unwrap();
+        assert_eq!(info.name, *name);
+        assert!(!info.nick.is_empty());
+    }
+    // A plugin is not a logic and the other way round.
+    assert!(LogicModule::new(&engine, unsplit_irc_component::NICKSERV_COMPONENT).is_err());
+    assert!(runtime::PluginModule::new(&engine, unsplit_irc_component::IRC_COMPONENT).is_err());
 }
 
 #[test]

@@ -8,9 +8,10 @@ mod common;
 use std::sync::Arc;
 
 use unsplit_host::logic::{Logic, LogicError};
-use unsplit_host::runtime::{self, Entry, EntryKind, Limits, LogicModule, TrapKind};
+use unsplit_host::runtime::{self, Limits, LogicModule, TrapKind};
 use unsplit_irc_component::fixtures;
 use unsplit_statemachine::transcript::Transcript;
+use unsplit_statemachine::{Entry, EntryKind};
 
 fn module(bytes: &[u8]) -> Arc<LogicModule> {
     LogicModule::new(&runtime::engine().expect("engine"), bytes).expect("fixture compiles")
@@ -33,7 +34,13 @@ fn line(index: u64, text: &str) -> Entry {
 fn run(bytes: &[u8], limits: Limits, magic: &str) -> (LogicError, Vec<u8>, Vec<u8>, String) {
     let mut logic = Logic::new(module(bytes), limits).expect("logic");
     logic
-        .apply(entry(1, 1, EntryKind::CreateSession("192.0.2.1".into())))
+        .apply(entry(
+            1,
+            1,
+            EntryKind::CreateSession {
+                remote_addr: "192.0.2.1".into(),
+            },
+        ))
         .expect("create");
     logic.apply(line(2, "NICK victim")).expect("nick");
     logic.apply(line(3, "USER v 0 * :v")).expect("user");
@@ -106,7 +113,13 @@ fn an_unbounded_allocation_hits_the_memory_limit_and_is_rejected() {
 fn the_magic_lines_are_plain_unknown_commands_in_the_real_module() {
     let mut logic = Logic::new(common::module(), Limits::default()).expect("logic");
     logic
-        .apply(entry(1, 1, EntryKind::CreateSession("192.0.2.1".into())))
+        .apply(entry(
+            1,
+            1,
+            EntryKind::CreateSession {
+                remote_addr: "192.0.2.1".into(),
+            },
+        ))
         .unwrap();
     logic.apply(line(2, "NICK n")).unwrap();
     logic.apply(line(3, "USER n 0 * :n")).unwrap();

@@ -67,6 +67,7 @@ impl Node {
         let (_, info) = self.cache.check(&bytes).unwrap();
         Op::ModuleUpload {
             bytes,
+            kind: info.kind,
             name: info.name,
             version: info.version,
             snapshot_format: info.snapshot_format,
