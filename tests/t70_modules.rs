@@ -199,10 +199,7 @@ async fn messages_of_death_are_rejected_on_every_node_alike() {
         .private_post_body("/module", Bytes::from_static(b"\0asm not really"))
         .await;
     assert_eq!(r.status, 400, "{r:?}");
-    assert!(
-        r.body.contains("not a usable unsplit:irc logic component"),
-        "{r:?}"
-    );
+    assert!(r.body.contains("not a usable unsplit component"), "{r:?}");
     // Limits that stop the loop and the allocation quickly, even on a busy machine.
     http.edit_config(|c| {
         c.replace("FuelPerEntry = 2000000000", "FuelPerEntry = 200000000")

@@ -1,17 +1,20 @@
 //! The module lifecycle inside one state machine (the same code every node runs):
 //! uploads, activation at an index with the state carried across, rollback, a module
 //! that refuses the state, limits from the network configuration, rejected entries kept
-//! for operators, snapshots carrying the active module, and the shadow.
+//! for operators, snapshots carrying the active module, and the shadow; services plugins
+//! through the same lifecycle (upgrade, rollback, traps isolated, snapshots, password
+//! hashes answered by a later entry).
 
 use std::sync::Arc;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
-use unsplit_host::modules::{ModuleBytes, ModuleCache};
+use unsplit_host::canary::{Recording, replay};
+use unsplit_host::modules::{ModuleBytes, ModuleCache, ModuleKind};
 use unsplit_host::netconfig::NetConfig;
-use unsplit_host::raft::{Op, Request, Response, TypeConfig};
+use unsplit_host::raft::{HashedPassword, Op, Request, Response, TypeConfig};
 use unsplit_host::runtime::{self, LogicModule};
-use unsplit_host::sm::{ShadowCommand, Shared, StateMachine};
+use unsplit_host::sm::{MAX_PENDING_HASHES, ShadowCommand, Shared, SnapshotData, StateMachine};
 use unsplit_host::snapshot::SnapshotStore;
 use unsplit_irc_component::{IRC_COMPONENT, fixtures};
 
@@ -22,6 +25,8 @@ struct Node {
     shared: Arc<Shared>,
     cache: Arc<ModuleCache>,
     index: u64,
+    /// Every request applied, for the canary.
+    log: Vec<(u64, Request)>,
     dir: std::path::PathBuf,
     _tmp: tempfile::TempDir,
 }
@@ -45,6 +50,7 @@ impl Node {
             shared,
             cache,
             index: 0,
+            log: Vec::new(),
             dir,
             _tmp: tmp,
         }
@@ -52,12 +58,14 @@ impl Node {
 
     async fn apply(&mut self, op: Op) -> Response {
         self.index += 1;
+        let request = Request {
+            time_ms: 1_795_266_199_000 + self.index * 10,
+            op,
+        };
+        self.log.push((self.index, request.clone()));
         let entry = Entry::<TypeConfig> {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index),
-            payload: EntryPayload::Normal(Request {
-                time_ms: 1_795_266_199_000 + self.index * 10,
-                op,
-            }),
+            payload: EntryPayload::Normal(request),
         };
         self.sm.apply(vec![entry]).await.unwrap().pop().unwrap()
     }
@@ -315,6 +323,7 @@ async fn a_snapshot_carries_the_active_module() {
         shared,
         cache,
         index,
+        log: Vec::new(),
         dir,
         _tmp,
     };
@@ -357,4 +366,363 @@ async fn the_shadow_counts_divergences_without_changing_anything() {
     *n.shared.shadow_command.lock().unwrap() = Some(ShadowCommand::Stop);
     n.line(bob, "PING y").await;
     assert!(n.shared.shadow_status().hash.is_none());
+}
+
+// Services plugins: the same lifecycle, plus the pipeline.
+
+impl Node {
+    /// `start()` plus the built-in NickServ and ChanServ.
+    async fn with_services() -> Node {
+        let mut n = Node::start().await;
+        for (_, bytes) in unsplit_irc_component::BUILTIN_PLUGINS {
+            let h = n.upload(bytes).await;
+            assert_eq!(n.activate(&h).await, Response::ModuleActivated(h));
+        }
+        n
+    }
+
+    /// Answers every pending password hash as the leader would; returns how many.
+    async fn answer_hashes(&mut self) -> usize {
+        let jobs: Vec<_> = self.shared.read().hash_jobs.iter().cloned().collect();
+        for job in &jobs {
+            let h = unsplit_services::hasher::hash_password(
+                &job.password,
+                &job.salt,
+                job.algorithm.as_deref(),
+            )
+            .unwrap();
+            let op = Op::PasswordHashed {
+                service: job.service.clone(),
+                id: job.id,
+                result: Ok(HashedPassword {
+                    algorithm: h.algorithm,
+                    hash: h.hash,
+                }),
+            };
+            assert_eq!(self.apply(op).await, Response::Applied);
+        }
+        jobs.len()
+    }
+
+    /// The state of plugin `name` in a snapshot taken now.
+    async fn plugin_state(&mut self, name: &str) -> Vec<u8> {
+        let snap = self
+            .sm
+            .get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        let data = SnapshotData::decode(&snap.snapshot.into_inner()).unwrap();
+        data.plugins
+            .into_iter()
+            .find(|p| p.name == name)
+            .unwrap()
+            .state
+    }
+
+    /// Registers alice's nick with NickServ (hash answered).
+    async fn register_alice(&mut self) {
+        let alice = self.session(0);
+        self.line(alice, "PRIVMSG NickServ :REGISTER hunter22")
+            .await;
+        assert_eq!(self.answer_hashes().await, 1);
+        let out = self.last_output(alice).join("\n");
+        assert!(out.contains(" 900 alice "), "{out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_answer_through_the_pipeline_and_hashes_come_from_the_leader() {
+    let mut n = Node::with_services().await;
+    let alice = n.session(0);
+    n.line(alice, "PRIVMSG NickServ :REGISTER hunter22").await;
+    // Nothing is hashed on the apply path: a request is pending instead.
+    assert!(
+        n.last_output(alice).is_empty(),
+        "{:?}",
+        n.last_output(alice)
+    );
+    let jobs: Vec<_> = n.shared.read().hash_jobs.iter().cloned().collect();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].service, "nickserv");
+    assert!(jobs[0].salt.len() >= 8);
+    n.answer_hashes().await;
+    let out = n.last_output(alice).join("\n");
+    assert!(
+        out.contains(" 900 alice ") && out.contains("NickServ"),
+        "{out}"
+    );
+    assert!(n.shared.read().hash_jobs.is_empty());
+    // A second answer to the same request (a new leader redoing it) is ignored.
+    let op = Op::PasswordHashed {
+        service: "nickserv".into(),
+        id: jobs[0].id,
+        result: Err("late".into()),
+    };
+    assert_eq!(n.apply(op).await, Response::Applied);
+    assert!(n.last_output(alice).is_empty());
+    // WHOIS shows the account; the alias reaches the same service.
+    n.line(alice, "WHOIS alice").await;
+    assert!(
+        n.last_output(alice)
+            .join("\n")
+            .contains(" 330 alice alice alice :is logged in as")
+    );
+    n.line(alice, "NS INFO").await;
+    assert!(
+        n.last_output(alice)
+            .join("\n")
+            .contains("Information on alice")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trapping_plugin_is_reset_and_the_entry_goes_on() {
+    let mut n = Node::with_services().await;
+    let (alice, bob) = (n.session(0), n.session(1));
+    n.register_alice().await;
+    let panicky = n.upload(fixtures::NICKSERV_PANIC).await;
+    assert_eq!(
+        n.activate(&panicky).await,
+        Response::ModuleActivated(panicky.clone())
+    );
+    let before = n.plugin_state("nickserv").await;
+    let r = n.line(alice, "PRIVMSG NickServ :FIXTURE PANIC").await;
+    assert_eq!(
+        r,
+        Response::Applied,
+        "a plugin trap does not reject the entry"
+    );
+    let out = n.last_output(alice).join("\n");
+    assert!(out.contains("NickServ failed on your request"), "{out}");
+    assert_eq!(
+        n.plugin_state("nickserv").await,
+        before,
+        "rolled back to before the call"
+    );
+    {
+        let st = n.shared.read();
+        assert_eq!((st.rejected, st.plugin_failures), (0, 1));
+        let kept = st.rejected_log.back().unwrap();
+        assert_eq!(kept.plugin.as_deref(), Some("nickserv"));
+        assert_eq!(
+            (kept.kind.as_str(), kept.module.as_str()),
+            ("Panic", panicky.as_str())
+        );
+    }
+    // The core and the plugin both go on: the account is still there.
+    n.line(bob, "PRIVMSG #c :still chatting").await;
+    assert_eq!(n.last_output(alice).len(), 1);
+    n.line(alice, "NS INFO alice").await;
+    assert!(n.last_output(alice).join("\n").contains("Registered: "));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logic_trap_after_a_plugin_ran_rolls_the_plugin_back_too() {
+    // Control: with the real logic, this line changes NickServ's state.
+    let mut control = Node::with_services().await;
+    let alice = control.session(0);
+    let before = control.plugin_state("nickserv").await;
+    control.line(alice, "PRIVMSG NickServ :FIXTURE").await;
+    assert_ne!(control.plugin_state("nickserv").await, before);
+
+    let mut n = Node::with_services().await;
+    let panic = n.upload(fixtures::PANIC).await;
+    n.activate(&panic).await;
+    let before = n.plugin_state("nickserv").await;
+    // NickServ answers "Unknown command FIXTURE…"; applying that notice traps the logic.
+    let r = n.line(alice, "PRIVMSG NickServ :FIXTURE").await;
+    assert!(
+        matches!(&r, Response::Rejected(why) if why.starts_with("Panic")),
+        "{r:?}"
+    );
+    assert_eq!(n.plugin_state("nickserv").await, before);
+    n.line(alice, "PRIVMSG NickServ :HELP").await;
+    assert!(
+        !n.last_output(alice).is_empty(),
+        "both go on after the rejection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_upgrade_keeps_its_accounts_and_rolls_back() {
+    let mut n = Node::with_services().await;
+    let alice = n.session(0);
+    n.register_alice().await;
+    n.line(alice, "PRIVMSG NickServ :FIXTURE VERSION").await;
+    assert!(n.last_output(alice).join("\n").contains("Unknown command"));
+    let v2 = n.upload(fixtures::NICKSERV_V2).await;
+    assert_eq!(n.activate(&v2).await, Response::ModuleActivated(v2.clone()));
+    {
+        let st = n.shared.read();
+        let active = st
+            .modules
+            .active_of(&ModuleKind::Plugin("nickserv".into()))
+            .unwrap();
+        assert_eq!((active.hash.as_str(), active.index), (v2.as_str(), n.index));
+        // The logic is unchanged.
+        assert_eq!(st.modules.active().unwrap().kind, ModuleKind::Logic);
+    }
+    n.line(alice, "PRIVMSG NickServ :FIXTURE VERSION").await;
+    assert!(n.last_output(alice).join("\n").contains("fixture-v2"));
+    n.line(alice, "NS INFO alice").await;
+    assert!(
+        n.last_output(alice)
+            .join("\n")
+            .contains("Status: logged in now")
+    );
+    // Rollback of the plugin alone.
+    let previous = n
+        .shared
+        .read()
+        .modules
+        .resolve("previous:nickserv")
+        .unwrap()
+        .hash
+        .clone();
+    assert_eq!(
+        n.activate(&previous).await,
+        Response::ModuleActivated(previous)
+    );
+    n.line(alice, "PRIVMSG NickServ :FIXTURE VERSION").await;
+    assert!(n.last_output(alice).join("\n").contains("Unknown command"));
+    n.line(alice, "NS INFO alice").await;
+    assert!(
+        n.last_output(alice)
+            .join("\n")
+            .contains("Information on alice")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_carries_the_plugins_and_their_state() {
+    let mut n = Node::with_services().await;
+    let alice = n.session(0);
+    n.register_alice().await;
+    let snapshot =
+        n.sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+    let Node {
+        sm,
+        dir,
+        index,
+        _tmp,
+        ..
+    } = n;
+    drop(sm);
+    let (sm, shared, cache) = open(&dir);
+    let mut restarted = Node {
+        sm,
+        shared,
+        cache,
+        index,
+        log: Vec::new(),
+        dir,
+        _tmp,
+    };
+    restarted.line(alice, "NS INFO alice").await;
+    assert!(
+        restarted
+            .last_output(alice)
+            .join("\n")
+            .contains("Status: logged in now")
+    );
+    let mut fresh = Node::new();
+    fresh
+        .sm
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    fresh.index = index;
+    fresh.line(alice, "NS INFO alice").await;
+    assert!(
+        fresh
+            .last_output(alice)
+            .join("\n")
+            .contains("Status: logged in now")
+    );
+    assert_eq!(
+        fresh.plugin_state("nickserv").await,
+        restarted.plugin_state("nickserv").await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_pending_hashes_are_answered_busy_at_once() {
+    let mut n = Node::with_services().await;
+    let mut sessions = Vec::new();
+    for i in 0..(MAX_PENDING_HASHES + 2) {
+        let r = n
+            .apply(Op::CreateSession {
+                auth: "x".into(),
+                remote_addr: "192.0.2.9".into(),
+            })
+            .await;
+        let Response::SessionCreated(s) = r else {
+            panic!("{r:?}")
+        };
+        n.line(s, &format!("NICK u{i}")).await;
+        n.line(s, &format!("USER u{i} 0 * :u")).await;
+        sessions.push(s);
+    }
+    for s in &sessions {
+        n.line(*s, "PRIVMSG NickServ :REGISTER longenough").await;
+    }
+    assert_eq!(n.shared.read().hash_jobs.len(), MAX_PENDING_HASHES);
+    let last = *sessions.last().unwrap();
+    let out = n.last_output(last).join("\n");
+    assert!(
+        out.contains("NickServ"),
+        "the one beyond the limit is answered at once: {out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_canary_compares_two_versions_of_a_plugin() {
+    let mut n = Node::with_services().await;
+    let (alice, bob) = (n.session(0), n.session(1));
+    n.register_alice().await;
+    n.line(bob, "PRIVMSG NickServ :FIXTURE VERSION").await;
+    n.line(alice, "PRIVMSG #c :hello").await;
+    n.line(alice, "NS INFO").await;
+    n.line(alice, "PRIVMSG NickServ :FIXTURE VERSION").await;
+    let recording = Recording::new(None, n.log.clone()).unwrap();
+    let engine = runtime::engine().unwrap();
+    let compile = |b: &[u8]| runtime::compile(&engine, b).unwrap();
+    let report = replay(
+        &recording,
+        (
+            compile(unsplit_irc_component::NICKSERV_COMPONENT),
+            "v1".into(),
+        ),
+        (compile(fixtures::NICKSERV_V2), "v2".into()),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let inputs: Vec<&str> = report
+        .divergences
+        .iter()
+        .map(|d| d.input.as_str())
+        .collect();
+    // Exactly the two FIXTURE VERSION messages; the registration, its hash, the chat and
+    // INFO are the same in both.
+    assert_eq!(report.divergent, 2, "{}", report.summary(10));
+    assert!(
+        inputs.iter().all(|i| i.contains("FIXTURE VERSION")),
+        "{}",
+        report.summary(10)
+    );
+    assert!(report.rejections.is_empty());
+    // A logic and a plugin cannot be compared.
+    let mixed = replay(
+        &recording,
+        (compile(IRC_COMPONENT), "logic".into()),
+        (compile(fixtures::NICKSERV_V2), "v2".into()),
+        &mut |_, _| {},
+    );
+    assert!(mixed.is_err());
 }

@@ -3,7 +3,9 @@
 //!
 //! - `fixture-reply`: the VERSION reply reads differently (and the module version says
 //!   so); everything else is identical.
-//! - `fixture-panic`: the line `FIXTURE PANIC` panics (a wasm trap).
+//! - `fixture-panic`: the line `FIXTURE PANIC` panics (a wasm trap); so does applying a
+//!   service's NOTICE that mentions `FIXTURE` (a trap in the middle of an entry, after a
+//!   plugin ran: the plugin must be rolled back too).
 //! - `fixture-loop`: the line `FIXTURE LOOP` never returns (runs out of fuel).
 //! - `fixture-alloc`: the line `FIXTURE ALLOC` allocates without bound (out of memory).
 //! - `fixture-format2`: claims snapshot format 2 without a migration from format 1, so
@@ -26,5 +28,12 @@ pub(crate) fn misbehave(line: &str) {
             hoard.push(vec![1u8; 1 << 20]);
             std::hint::black_box(&hoard);
         }
+    }
+}
+
+/// Runs the panic fixture's misbehaviour when a service's notice mentions `FIXTURE`.
+pub(crate) fn misbehave_on_notice(text: &str) {
+    if cfg!(feature = "fixture-panic") && text.contains("FIXTURE") {
+        panic!("fixture-panic: a service's notice mentions FIXTURE");
     }
 }

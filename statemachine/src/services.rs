@@ -319,6 +319,7 @@ pub(crate) fn failed(
 }
 
 fn notice(state: &State, out: &mut Output, svc: &Service, to: SessionId, text: &str) {
+    crate::fixtures::misbehave_on_notice(text);
     let Some(s) = state.sessions.get(&to) else {
         return;
     };
