@@ -14,7 +14,8 @@
 //!   account per 5 minutes.
 //! - Nick protection: a session using a registered nick without being logged in to it
 //!   is warned, and renamed to `<GuestPrefix><n>` on the first tick after the grace
-//!   period.
+//!   period. A service started on a running network learns the sessions there
+//!   (`Users`) and protects nicks already in use the same way.
 //!
 //! Snapshot format 1: `1u32` little-endian, then the postcard encoding of the state.
 
@@ -96,11 +97,14 @@ impl NickServ {
                 }
             }
             Event::PasswordHashed { id, result } => hash::on_result(st, ctx, out, id, result),
-            // Being written (contract additions): see the services issue.
-            Event::Join { .. }
-            | Event::Topic { .. }
-            | Event::Users(_)
-            | Event::AccountDropped(_) => {}
+            Event::Users(users) => {
+                st.replace_sessions(&users);
+                for user in &users {
+                    protect::check(st, ctx, out, user.session);
+                }
+            }
+            // Not subscribed to; NickServ itself is where accounts are dropped.
+            Event::Join { .. } | Event::Topic { .. } | Event::AccountDropped(_) => {}
         }
     }
 }

@@ -147,6 +147,21 @@ impl State {
         session.oper = user.oper;
     }
 
+    /// The sessions on the network, all of them (`Users`, when the service starts): the
+    /// ones known before are forgotten, with their hash requests, unless listed again
+    /// (then their warning stays).
+    pub(crate) fn replace_sessions(&mut self, users: &[User]) {
+        let old = std::mem::take(&mut self.sessions);
+        for user in users {
+            let mut session = Session::from_user(user);
+            session.warned = old.get(&user.session).and_then(|s| s.warned.clone());
+            self.sessions.insert(user.session, session);
+        }
+        let sessions = &self.sessions;
+        self.pending
+            .retain(|_, p| sessions.contains_key(&p.session));
+    }
+
     /// The session using a nick (folded), if any.
     pub(crate) fn session_by_nick(&self, folded: &str) -> Option<SessionId> {
         self.sessions

@@ -343,3 +343,55 @@ fn a_nick_taken_while_registering_is_protected_at_once() {
         }
     );
 }
+
+#[test]
+fn started_on_a_running_network_it_learns_the_users_and_protects_their_nicks() {
+    let mut h = H::new();
+    // Known from before (a snapshot): alice's account, and sessions long gone.
+    h.registered(1, "alice", "secret1");
+    h.registered(2, "bob", "secret2");
+    let (stale, _) = h.connect(3, "carol");
+    let asked = h.msg(&stale, "REGISTER carolpass");
+    assert_eq!(hash_requests(&asked).len(), 1);
+    // The service starts: settings, then everyone there is now.
+    h.one(Event::Settings("GracePeriod = \"30s\"".into()));
+    let imp = user(7, "Alice");
+    let bob = logged(user(8, "bob"), "bob");
+    let dave = user(9, "dave");
+    assert_eq!(
+        h.one(Event::Users(vec![imp.clone(), bob.clone(), dave.clone()])),
+        vec![notice(
+            7,
+            "This nickname is registered. Please identify with /msg NickServ IDENTIFY \
+             <password> within 30 seconds, or choose another nickname."
+        )]
+    );
+    // The sessions not listed are gone, with their requests.
+    assert_eq!(h.answer(&asked), vec![]);
+    assert_eq!(
+        h.msg(&dave, "INFO alice")[2],
+        notice(9, "Status: the nickname is in use, not logged in")
+    );
+    assert_eq!(
+        h.ns.state.sessions.keys().copied().collect::<Vec<_>>(),
+        vec![7, 8, 9]
+    );
+    assert_eq!(h.ns.state.sessions[&8].account.as_deref(), Some("bob"));
+    // The grace period runs from the start.
+    h.advance(29_000);
+    assert_eq!(h.tick(), vec![]);
+    h.advance(1_000);
+    assert_eq!(
+        h.tick(),
+        vec![
+            Action::ForceNick {
+                session: 7,
+                nick: "Guest1".into()
+            },
+            notice(
+                7,
+                "You did not identify for alice in time; your nickname is now Guest1."
+            ),
+        ]
+    );
+}
