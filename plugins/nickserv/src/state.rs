@@ -117,6 +117,16 @@ impl Purpose {
     }
 }
 
+impl Purpose {
+    /// The folded account a verification would log the session in to (IDENTIFY, SASL).
+    pub(crate) fn logs_in_to(&self) -> Option<&str> {
+        match self {
+            Purpose::Identify { account } | Purpose::Sasl { account } => Some(account),
+            _ => None,
+        }
+    }
+}
+
 impl Session {
     pub(crate) fn from_user(user: &User) -> Session {
         Session {

@@ -207,6 +207,28 @@ fn unidentified_nick_is_renamed_after_the_grace_period() {
 }
 
 #[test]
+fn a_refused_rename_is_tried_again_on_the_next_tick() {
+    let (mut h, _) = alice_away();
+    h.advance(60_000);
+    let renamed = |nick: &str| {
+        vec![
+            Action::ForceNick {
+                session: 2,
+                nick: nick.into(),
+            },
+            notice(
+                2,
+                &format!("You did not identify for alice in time; your nickname is now {nick}."),
+            ),
+        ]
+    };
+    assert_eq!(h.tick(), renamed("Guest1"));
+    // No nick change came back (an unregistered session held Guest1): the next guest.
+    h.advance(10_000);
+    assert_eq!(h.tick(), renamed("Guest2"));
+}
+
+#[test]
 fn guest_nicks_skip_registered_and_used_ones() {
     let (mut h, _) = alice_away();
     h.registered(3, "Guest1", "guestpass");
@@ -394,4 +416,59 @@ fn started_on_a_running_network_it_learns_the_users_and_protects_their_nicks() {
             ),
         ]
     );
+}
+
+#[test]
+fn a_login_under_way_holds_the_warning_back() {
+    let mut h = H::new();
+    let a = h.registered(1, "alice", "secret1");
+    h.one(Event::Quit(a));
+    // `PASS nickserv=…`: the registration and the IDENTIFY arrive in one call.
+    let imp = user(2, "alice");
+    let identify = |text: &str| Event::Message {
+        from: imp.clone(),
+        text: text.into(),
+        channels: vec![],
+    };
+    let asked = h.handle(vec![
+        Event::Registered(imp.clone()),
+        identify("IDENTIFY secret1"),
+    ]);
+    assert_eq!(hash_requests(&asked).len(), 1, "{asked:?}");
+    assert_eq!(
+        h.answer(&asked),
+        vec![
+            Action::SetAccount {
+                session: 2,
+                account: Some("alice".into())
+            },
+            notice(2, "You are now identified for alice."),
+        ]
+    );
+    h.one(Event::Quit(logged(imp.clone(), "alice")));
+    // A wrong password: refused, then warned.
+    let asked = h.handle(vec![
+        Event::Registered(imp.clone()),
+        identify("IDENTIFY nope1"),
+    ]);
+    assert_eq!(
+        h.answer(&asked),
+        vec![notice(2, "Invalid password for alice."), notice(2, WARNING)]
+    );
+    h.one(Event::Quit(imp.clone()));
+    // No answer within a minute: timed out, then warned (the grace period from then).
+    h.handle(vec![
+        Event::Registered(imp.clone()),
+        identify("IDENTIFY secret1"),
+    ]);
+    h.advance(60_000);
+    assert_eq!(
+        h.tick(),
+        vec![
+            notice(2, "Your request timed out; please try again."),
+            notice(2, WARNING)
+        ]
+    );
+    h.advance(59_000);
+    assert_eq!(h.tick(), vec![]);
 }
