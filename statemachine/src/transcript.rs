@@ -312,6 +312,18 @@ impl Transcript {
         Run { outcomes }
     }
 
+    /// Applies every entry with `apply`, which may answer one entry with several
+    /// outcomes, all of the entry's step (services: the entry, then the password hashes
+    /// it asked for, each a later entry of its own).
+    pub fn run_with(&self, mut apply: impl FnMut(&Entry) -> Vec<Outcome>) -> Run {
+        let outcomes = self
+            .steps
+            .iter()
+            .map(|(_, s)| s.entries.iter().flat_map(&mut apply).collect())
+            .collect();
+        Run { outcomes }
+    }
+
     /// Splits a flat list of outcomes (one per entry) back into steps.
     pub fn group(&self, flat: Vec<Outcome>) -> Run {
         let mut flat = flat.into_iter();

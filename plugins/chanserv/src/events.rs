@@ -1,5 +1,5 @@
-//! What ChanServ does on its own: auto-op/voice on join and on login, and topic
-//! retention.
+//! What ChanServ does on its own: auto-op/voice on join and on login, topic retention,
+//! and forgetting dropped accounts.
 
 use unsplit_services::{Action, ChannelStatus, Context, User, casefold};
 
@@ -78,4 +78,24 @@ pub(crate) fn topic(st: &mut State, ctx: &Context, channel: &str, text: &str, se
         setter: setter.to_owned(),
         set_ms: ctx.time_ms,
     });
+}
+
+/// An account was dropped: it leaves every access list, and a channel left without a
+/// founder is dropped (unregistered) with it.
+pub(crate) fn account_dropped(st: &mut State, out: &mut Vec<Action>, account: &str) {
+    let folded = casefold(account);
+    let mut orphans = Vec::new();
+    for (key, channel) in &mut st.channels {
+        if channel.access.remove(&folded).is_some() && channel.founders().is_empty() {
+            orphans.push(key.clone());
+        }
+    }
+    for key in orphans {
+        if let Some(channel) = st.channels.remove(&key) {
+            out.push(Action::RegisterChannel {
+                channel: channel.name,
+                registered: false,
+            });
+        }
+    }
 }

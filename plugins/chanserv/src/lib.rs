@@ -12,6 +12,9 @@
 //!   user does not have that status yet.
 //! - Topic retention: the last topic of a registered channel is set again when the
 //!   channel is re-created by a join.
+//! - A dropped account (`AccountDropped`) loses every access entry; a channel left
+//!   without a founder is dropped, so whoever registers that name later inherits
+//!   nothing.
 //!
 //! Snapshot format 1: `1u32` little-endian, then the postcard encoding of the state.
 
@@ -77,6 +80,9 @@ impl ChanServ {
                 text,
                 setter,
             } => events::topic(st, ctx, &channel, &text, &setter),
+            Event::AccountDropped(account) => events::account_dropped(st, out, &account),
+            // ChanServ keeps nothing per session: every event names its user, and the
+            // logic checks the nicks of its mode changes. So `Users` teaches it nothing.
             Event::Registered(_)
             | Event::NickChange { .. }
             | Event::Quit(_)
@@ -84,8 +90,7 @@ impl ChanServ {
             | Event::Tick
             | Event::Settings(_)
             | Event::PasswordHashed { .. }
-            | Event::Users(_)
-            | Event::AccountDropped(_) => {}
+            | Event::Users(_) => {}
         }
     }
 }
@@ -99,7 +104,12 @@ impl Plugin for ChanServ {
             nick: "ChanServ".into(),
             description: "Channel services".into(),
             commands: vec!["CS".into(), "CHANSERV".into()],
-            subscriptions: vec![EventKind::Join, EventKind::Topic, EventKind::AccountChange],
+            subscriptions: vec![
+                EventKind::Join,
+                EventKind::Topic,
+                EventKind::AccountChange,
+                EventKind::AccountDropped,
+            ],
             sasl: false,
         }
     }

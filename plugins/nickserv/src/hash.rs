@@ -217,37 +217,21 @@ fn verified(
     result: Result<Hashed, String>,
 ) {
     let folded = purpose.verifies().unwrap_or_default().to_owned();
-    let refuse = |out: &mut Vec<Action>, text: String| match purpose {
-        Purpose::Sasl { .. } => out.push(Action::SaslResult {
-            session,
-            account: None,
-        }),
-        _ => notice(out, session, text),
-    };
-    let hashed = match result {
-        Ok(hashed) => hashed,
-        Err(reason) => {
-            refuse(
-                out,
-                format!("The password could not be checked: {reason}. Please try again."),
-            );
+    let name = match compare(st, ctx, &folded, salt, result) {
+        Ok(name) => name,
+        Err(text) => {
+            match purpose {
+                Purpose::Sasl { .. } => out.push(Action::SaslResult {
+                    session,
+                    account: None,
+                }),
+                _ => notice(out, session, text),
+            }
+            // A login under way held the nick protection back; it starts now.
+            protect::check(st, ctx, out, session);
             return;
         }
     };
-    let Some(account) = st.accounts.get(&folded) else {
-        refuse(out, format!("{folded} is not registered."));
-        return;
-    };
-    let stored = &account.password;
-    let matches =
-        stored.salt == salt && stored.algorithm == hashed.algorithm && stored.hash == hashed.hash;
-    let name = account.name.clone();
-    if !matches {
-        st.record_failure(&folded, ctx.time_ms);
-        refuse(out, format!("Invalid password for {name}."));
-        return;
-    }
-    st.failures.remove(&folded);
     match purpose {
         Purpose::Sasl { .. } => out.push(Action::SaslResult {
             session,
@@ -259,6 +243,34 @@ fn verified(
         Purpose::Drop { .. } => drop::complete(st, out, session, &folded),
         Purpose::Register { .. } | Purpose::SetPassword { .. } => {}
     }
+}
+
+/// The account's display name if `result` is its password's hash; otherwise the
+/// refusal to tell the user (a wrong password counts as a failed attempt).
+fn compare(
+    st: &mut State,
+    ctx: &Context,
+    folded: &str,
+    salt: &[u8],
+    result: Result<Hashed, String>,
+) -> Result<String, String> {
+    let hashed = result.map_err(|reason| {
+        format!("The password could not be checked: {reason}. Please try again.")
+    })?;
+    let account = st
+        .accounts
+        .get(folded)
+        .ok_or_else(|| format!("{folded} is not registered."))?;
+    let stored = &account.password;
+    let matches =
+        stored.salt == salt && stored.algorithm == hashed.algorithm && stored.hash == hashed.hash;
+    let name = account.name.clone();
+    if !matches {
+        st.record_failure(folded, ctx.time_ms);
+        return Err(format!("Invalid password for {name}."));
+    }
+    st.failures.remove(folded);
+    Ok(name)
 }
 
 /// On a tick: forgets requests older than [`HASH_TIMEOUT_MS`] and tells whoever waits.
@@ -284,5 +296,6 @@ pub(crate) fn expire(st: &mut State, ctx: &Context, out: &mut Vec<Action>) {
                 "Your request timed out; please try again.",
             ),
         }
+        protect::check(st, ctx, out, pending.session);
     }
 }

@@ -14,7 +14,8 @@
 //!   account per 5 minutes.
 //! - Nick protection: a session using a registered nick without being logged in to it
 //!   is warned, and renamed to `<GuestPrefix><n>` on the first tick after the grace
-//!   period.
+//!   period. A service started on a running network learns the sessions there
+//!   (`Users`) and protects nicks already in use the same way.
 //!
 //! Snapshot format 1: `1u32` little-endian, then the postcard encoding of the state.
 
@@ -52,7 +53,15 @@ pub(crate) fn notice(out: &mut Vec<Action>, to: SessionId, text: impl Into<Strin
 }
 
 impl NickServ {
-    fn event(&mut self, ctx: &Context, event: Event, out: &mut Vec<Action>) {
+    /// Handles one event; sessions whose nick protection must be checked go to `check`
+    /// (done once the whole call's events are in).
+    fn event(
+        &mut self,
+        ctx: &Context,
+        event: Event,
+        out: &mut Vec<Action>,
+        check: &mut Vec<SessionId>,
+    ) {
         let st = &mut self.state;
         match event {
             Event::Message { from, text, .. } => {
@@ -68,11 +77,11 @@ impl NickServ {
             Event::Registered(user) => {
                 st.sessions
                     .insert(user.session, state::Session::from_user(&user));
-                protect::check(st, ctx, out, user.session);
+                check.push(user.session);
             }
             Event::NickChange { user, .. } | Event::AccountChange { user, .. } => {
                 st.see(&user);
-                protect::check(st, ctx, out, user.session);
+                check.push(user.session);
             }
             Event::Quit(user) => {
                 st.sessions.remove(&user.session);
@@ -96,11 +105,12 @@ impl NickServ {
                 }
             }
             Event::PasswordHashed { id, result } => hash::on_result(st, ctx, out, id, result),
-            // Being written (contract additions): see the services issue.
-            Event::Join { .. }
-            | Event::Topic { .. }
-            | Event::Users(_)
-            | Event::AccountDropped(_) => {}
+            Event::Users(users) => {
+                st.replace_sessions(&users);
+                check.extend(users.iter().map(|u| u.session));
+            }
+            // Not subscribed to; NickServ itself is where accounts are dropped.
+            Event::Join { .. } | Event::Topic { .. } | Event::AccountDropped(_) => {}
         }
     }
 }
@@ -127,8 +137,18 @@ impl Plugin for NickServ {
 
     fn handle(&mut self, ctx: &Context, events: Vec<Event>) -> Vec<Action> {
         let mut out = Vec::new();
+        let mut check = Vec::new();
         for event in events {
-            self.event(ctx, event, &mut out);
+            self.event(ctx, event, &mut out, &mut check);
+        }
+        // After all of them: a registration with `PASS nickserv=…` arrives as the
+        // registration and an IDENTIFY in one call, and the IDENTIFY holds the warning
+        // back. Each session once, in order.
+        let mut seen = std::collections::BTreeSet::new();
+        for id in check {
+            if seen.insert(id) {
+                protect::check(&mut self.state, ctx, &mut out, id);
+            }
         }
         out
     }

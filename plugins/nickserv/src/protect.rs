@@ -6,8 +6,9 @@ use unsplit_services::{Action, Context, SessionId, casefold};
 use crate::notice;
 use crate::state::{State, Warned};
 
-/// After a session registered, changed nick or logged in or out: warn it, or cancel
-/// its warning. A warning for the same nick (a case change) keeps its deadline.
+/// After a session registered, changed nick or logged in or out (or a login failed):
+/// warn it, or cancel its warning. A warning for the same nick (a case change) keeps
+/// its deadline.
 pub(crate) fn check(st: &mut State, ctx: &Context, out: &mut Vec<Action>, id: SessionId) {
     let grace_ms = st.settings.grace_period_ms;
     let enforce = st.settings.enforce;
@@ -22,6 +23,15 @@ pub(crate) fn check(st: &mut State, ctx: &Context, out: &mut Vec<Action>, id: Se
         return;
     }
     if session.warned.as_ref().is_some_and(|w| w.nick == folded) {
+        return;
+    }
+    // Logging in to it right now (`PASS nickserv=…`, an IDENTIFY or SASL whose hash is
+    // being computed): the warning waits for the outcome.
+    if st
+        .pending
+        .values()
+        .any(|p| p.session == id && p.purpose.logs_in_to() == Some(folded.as_str()))
+    {
         return;
     }
     let deadline_ms = enforce.then(|| ctx.time_ms.saturating_add(grace_ms));
@@ -53,26 +63,23 @@ fn seconds(ms: u64) -> String {
 }
 
 /// On a tick: renames every session whose deadline passed and that still uses the nick
-/// without being logged in to it.
+/// without being logged in to it. The warning stays until the rename comes back as a
+/// nick change: the logic refuses a guest nick that turned out to be taken (an
+/// unregistered session may hold it), and then the next tick tries the next one.
 pub(crate) fn enforce(st: &mut State, ctx: &Context, out: &mut Vec<Action>) {
     if !st.settings.enforce {
         return;
     }
-    let due: Vec<SessionId> = st
+    let due: Vec<(SessionId, Warned)> = st
         .sessions
         .iter()
-        .filter(|(_, s)| {
-            s.warned
-                .as_ref()
-                .and_then(|w| w.deadline_ms)
-                .is_some_and(|d| ctx.time_ms >= d)
+        .filter_map(|(id, s)| {
+            let warned = s.warned.as_ref()?;
+            let due = warned.deadline_ms.is_some_and(|d| ctx.time_ms >= d);
+            due.then(|| (*id, warned.clone()))
         })
-        .map(|(id, _)| *id)
         .collect();
-    for id in due {
-        let Some(warned) = st.sessions.get_mut(&id).and_then(|s| s.warned.take()) else {
-            continue;
-        };
+    for (id, warned) in due {
         let Some(session) = st.sessions.get(&id) else {
             continue;
         };
@@ -80,6 +87,9 @@ pub(crate) fn enforce(st: &mut State, ctx: &Context, out: &mut Vec<Action>) {
             && st.accounts.contains_key(&warned.nick)
             && !session.is_logged_in_to(&warned.nick);
         if !still {
+            if let Some(session) = st.sessions.get_mut(&id) {
+                session.warned = None;
+            }
             continue;
         }
         let name = st.display(&warned.nick);

@@ -117,6 +117,16 @@ impl Purpose {
     }
 }
 
+impl Purpose {
+    /// The folded account a verification would log the session in to (IDENTIFY, SASL).
+    pub(crate) fn logs_in_to(&self) -> Option<&str> {
+        match self {
+            Purpose::Identify { account } | Purpose::Sasl { account } => Some(account),
+            _ => None,
+        }
+    }
+}
+
 impl Session {
     pub(crate) fn from_user(user: &User) -> Session {
         Session {
@@ -145,6 +155,21 @@ impl State {
         session.nick.clone_from(&user.nick);
         session.account.clone_from(&user.account);
         session.oper = user.oper;
+    }
+
+    /// The sessions on the network, all of them (`Users`, when the service starts): the
+    /// ones known before are forgotten, with their hash requests, unless listed again
+    /// (then their warning stays).
+    pub(crate) fn replace_sessions(&mut self, users: &[User]) {
+        let old = std::mem::take(&mut self.sessions);
+        for user in users {
+            let mut session = Session::from_user(user);
+            session.warned = old.get(&user.session).and_then(|s| s.warned.clone());
+            self.sessions.insert(user.session, session);
+        }
+        let sessions = &self.sessions;
+        self.pending
+            .retain(|_, p| sessions.contains_key(&p.session));
     }
 
     /// The session using a nick (folded), if any.

@@ -96,10 +96,11 @@ pub(crate) fn try_register(ctx: &mut Ctx) {
     });
     // RobustIRC's `PASS nickserv=<password>` (also `PASS <user>:nickserv=<password>`):
     // identify to the SASL service as registration completes.
+    // The password is everything after `nickserv=`, colons included.
     let password = ctx.me().password.clone().unwrap_or_default();
     if let Some(secret) = password
-        .split(':')
-        .find_map(|p| p.strip_prefix("nickserv="))
+        .strip_prefix("nickserv=")
+        .or_else(|| password.split_once(":nickserv=").map(|(_, p)| p))
         && let Some(service) = services::sasl_service(ctx.state)
     {
         let name = service.name.clone();

@@ -13,7 +13,12 @@ fn info_follows_the_conventions() {
     assert_eq!(info.commands, vec!["CS", "CHANSERV"]);
     assert_eq!(
         info.subscriptions,
-        vec![EventKind::Join, EventKind::Topic, EventKind::AccountChange]
+        vec![
+            EventKind::Join,
+            EventKind::Topic,
+            EventKind::AccountChange,
+            EventKind::AccountDropped
+        ]
     );
     assert!(!info.sasl);
     assert_eq!(info.snapshot_format, crate::SNAPSHOT_FORMAT);

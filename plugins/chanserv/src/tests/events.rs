@@ -1,4 +1,4 @@
-//! Auto-op/voice on join and on login, and topic retention.
+//! Auto-op/voice on join and on login, topic retention, and dropped accounts.
 
 use unsplit_services::{Action, Event};
 
@@ -103,4 +103,71 @@ fn topic_is_restored_when_the_channel_is_recreated() {
     // A cleared topic is forgotten.
     h.one(topic("#chan", ""));
     assert_eq!(h.join(&bob, "#chan", true), vec![]);
+}
+
+#[test]
+fn a_dropped_account_loses_its_access_and_orphaned_channels() {
+    let (mut h, alice) = H::with_channel();
+    let bob = user(2, "bob", Some("bob"));
+    h.msg(&alice, "ACCESS #chan ADD Bob +Vt", &[]);
+    h.msg(&bob, "REGISTER #bob", &[on("#Bob", true, false)]);
+    h.msg(&bob, "ACCESS #bob ADD alice O", &[]);
+    let carol = user(3, "carol", Some("carol"));
+    h.msg(&carol, "REGISTER #shared", &[on("#shared", true, false)]);
+    h.msg(&carol, "ACCESS #shared ADD bob F", &[]);
+    // bob goes (any case): #Bob has no founder left and is dropped, #Chan and #shared
+    // keep their other founders. Nothing to tell anyone.
+    assert_eq!(
+        h.one(Event::AccountDropped("BOB".into())),
+        vec![Action::RegisterChannel {
+            channel: "#Bob".into(),
+            registered: false
+        }]
+    );
+    assert_eq!(
+        h.msg(&alice, "ACCESS #chan LIST", &[]),
+        vec![
+            notice(1, "Access list of #Chan:"),
+            notice(1, "Alice +FfoOvVt"),
+            notice(1, "End of access list (1 entry)."),
+        ]
+    );
+    assert_eq!(
+        h.msg(&carol, "ACCESS #shared LIST", &[]),
+        vec![
+            notice(3, "Access list of #shared:"),
+            notice(3, "carol +FfoOvVt"),
+            notice(3, "End of access list (1 entry)."),
+        ]
+    );
+    assert_eq!(
+        h.msg(&alice, "INFO #bob", &[]),
+        vec![notice(1, "#bob is not registered.")]
+    );
+    // Whoever registers the nick bob again inherits nothing.
+    let new_bob = user(4, "bob", Some("bob"));
+    assert_eq!(h.join(&new_bob, "#chan", false), vec![]);
+    assert_eq!(
+        h.msg(&new_bob, "TOPIC #chan hi", &[]),
+        vec![notice(4, "You need the t flag on #Chan to use TOPIC.")]
+    );
+    // An account nobody knows, or dropped twice: nothing.
+    assert_eq!(h.one(Event::AccountDropped("nobody".into())), vec![]);
+    assert_eq!(h.one(Event::AccountDropped("bob".into())), vec![]);
+    // The last founder of #Chan goes: the channel is dropped.
+    assert_eq!(
+        h.one(Event::AccountDropped("alice".into())),
+        vec![Action::RegisterChannel {
+            channel: "#Chan".into(),
+            registered: false
+        }]
+    );
+}
+
+#[test]
+fn the_user_list_changes_nothing() {
+    let (mut h, alice) = H::with_channel();
+    let before = h.cs.clone();
+    assert_eq!(h.one(Event::Users(vec![alice.clone()])), vec![]);
+    assert_eq!(h.cs, before);
 }

@@ -108,6 +108,7 @@ enum Op {
     Login(u64, Option<usize>, Vec<(usize, bool, bool)>),
     Topic(usize, bool),
     Time(u64),
+    Dropped(usize),
 }
 
 fn statuses() -> impl Strategy<Value = Vec<(usize, bool, bool)>> {
@@ -130,6 +131,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1u64..4, account, statuses()).prop_map(|(s, a, st)| Op::Login(s, a, st)),
         1 => (0..CHANNELS.len(), any::<bool>()).prop_map(|(c, empty)| Op::Topic(c, empty)),
         1 => (0u64..100_000).prop_map(Op::Time),
+        1 => (0..NICKS.len()).prop_map(Op::Dropped),
     ]
 }
 
@@ -182,6 +184,7 @@ fn run(ops: Vec<Op>) {
                 h.now += ms;
                 continue;
             }
+            Op::Dropped(a) => h.one(Event::AccountDropped(NICKS[a].into())),
         };
         for action in &actions {
             if let Action::Notice { text, .. } = action {

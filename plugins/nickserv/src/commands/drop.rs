@@ -1,5 +1,5 @@
-//! DROP [account] [password]: unregisters an account and logs out every session
-//! logged in to it.
+//! DROP [account] [password]: unregisters an account; the IRC logic logs out every
+//! session logged in to it and tells the other services (ChanServ forgets it).
 
 use unsplit_services::{Action, SessionId, casefold};
 
@@ -56,7 +56,8 @@ fn handler(call: &mut Call<'_>, args: &Args<'_>) {
     }
 }
 
-/// Authorised: remove the account, log everyone out of it.
+/// Authorised: remove the account. The IRC logic logs out every session of it
+/// (`DropAccount`) and tells the other services, so nothing keeps referring to it.
 pub(crate) fn complete(st: &mut State, out: &mut Vec<Action>, session: SessionId, folded: &str) {
     let Some(account) = st.accounts.remove(folded) else {
         notice(out, session, format!("{folded} is not registered."));
@@ -69,11 +70,8 @@ pub(crate) fn complete(st: &mut State, out: &mut Vec<Action>, session: SessionId
         session,
         format!("The account {name} has been dropped."),
     );
+    out.push(Action::DropAccount(name.clone()));
     for id in st.logged_in(folded) {
-        out.push(Action::SetAccount {
-            session: id,
-            account: None,
-        });
         if id != session {
             notice(
                 out,

@@ -388,20 +388,17 @@ fn drop_logs_everyone_out() {
         h.msg(&a, "DROP"),
         vec![
             notice(1, "The account alice has been dropped."),
-            Action::SetAccount {
-                session: 1,
-                account: None
-            },
-            Action::SetAccount {
-                session: 2,
-                account: None
-            },
+            Action::DropAccount("alice".into()),
             notice(
                 2,
                 "You have been logged out: the account alice was dropped."
             ),
         ]
     );
+    // The logic logs both sessions out; their account changes warn nobody (alice's nick
+    // is not registered any more).
+    assert_eq!(h.account_change(&user(1, "alice")), vec![]);
+    assert_eq!(h.account_change(&user(2, "alice_phone")), vec![]);
     assert_eq!(
         h.msg(&c, "INFO alice"),
         vec![notice(3, "alice is not registered.")]
@@ -412,10 +409,7 @@ fn drop_logs_everyone_out() {
         h.msg_hashed(&c, "DROP Dave davepass"),
         vec![
             notice(3, "The account dave has been dropped."),
-            Action::SetAccount {
-                session: 4,
-                account: None
-            },
+            Action::DropAccount("dave".into()),
             notice(4, "You have been logged out: the account dave was dropped."),
         ]
     );

@@ -207,6 +207,28 @@ fn unidentified_nick_is_renamed_after_the_grace_period() {
 }
 
 #[test]
+fn a_refused_rename_is_tried_again_on_the_next_tick() {
+    let (mut h, _) = alice_away();
+    h.advance(60_000);
+    let renamed = |nick: &str| {
+        vec![
+            Action::ForceNick {
+                session: 2,
+                nick: nick.into(),
+            },
+            notice(
+                2,
+                &format!("You did not identify for alice in time; your nickname is now {nick}."),
+            ),
+        ]
+    };
+    assert_eq!(h.tick(), renamed("Guest1"));
+    // No nick change came back (an unregistered session held Guest1): the next guest.
+    h.advance(10_000);
+    assert_eq!(h.tick(), renamed("Guest2"));
+}
+
+#[test]
 fn guest_nicks_skip_registered_and_used_ones() {
     let (mut h, _) = alice_away();
     h.registered(3, "Guest1", "guestpass");
@@ -342,4 +364,111 @@ fn a_nick_taken_while_registering_is_protected_at_once() {
             nick: "Guest1".into()
         }
     );
+}
+
+#[test]
+fn started_on_a_running_network_it_learns_the_users_and_protects_their_nicks() {
+    let mut h = H::new();
+    // Known from before (a snapshot): alice's account, and sessions long gone.
+    h.registered(1, "alice", "secret1");
+    h.registered(2, "bob", "secret2");
+    let (stale, _) = h.connect(3, "carol");
+    let asked = h.msg(&stale, "REGISTER carolpass");
+    assert_eq!(hash_requests(&asked).len(), 1);
+    // The service starts: settings, then everyone there is now.
+    h.one(Event::Settings("GracePeriod = \"30s\"".into()));
+    let imp = user(7, "Alice");
+    let bob = logged(user(8, "bob"), "bob");
+    let dave = user(9, "dave");
+    assert_eq!(
+        h.one(Event::Users(vec![imp.clone(), bob.clone(), dave.clone()])),
+        vec![notice(
+            7,
+            "This nickname is registered. Please identify with /msg NickServ IDENTIFY \
+             <password> within 30 seconds, or choose another nickname."
+        )]
+    );
+    // The sessions not listed are gone, with their requests.
+    assert_eq!(h.answer(&asked), vec![]);
+    assert_eq!(
+        h.msg(&dave, "INFO alice")[2],
+        notice(9, "Status: the nickname is in use, not logged in")
+    );
+    assert_eq!(
+        h.ns.state.sessions.keys().copied().collect::<Vec<_>>(),
+        vec![7, 8, 9]
+    );
+    assert_eq!(h.ns.state.sessions[&8].account.as_deref(), Some("bob"));
+    // The grace period runs from the start.
+    h.advance(29_000);
+    assert_eq!(h.tick(), vec![]);
+    h.advance(1_000);
+    assert_eq!(
+        h.tick(),
+        vec![
+            Action::ForceNick {
+                session: 7,
+                nick: "Guest1".into()
+            },
+            notice(
+                7,
+                "You did not identify for alice in time; your nickname is now Guest1."
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_login_under_way_holds_the_warning_back() {
+    let mut h = H::new();
+    let a = h.registered(1, "alice", "secret1");
+    h.one(Event::Quit(a));
+    // `PASS nickserv=…`: the registration and the IDENTIFY arrive in one call.
+    let imp = user(2, "alice");
+    let identify = |text: &str| Event::Message {
+        from: imp.clone(),
+        text: text.into(),
+        channels: vec![],
+    };
+    let asked = h.handle(vec![
+        Event::Registered(imp.clone()),
+        identify("IDENTIFY secret1"),
+    ]);
+    assert_eq!(hash_requests(&asked).len(), 1, "{asked:?}");
+    assert_eq!(
+        h.answer(&asked),
+        vec![
+            Action::SetAccount {
+                session: 2,
+                account: Some("alice".into())
+            },
+            notice(2, "You are now identified for alice."),
+        ]
+    );
+    h.one(Event::Quit(logged(imp.clone(), "alice")));
+    // A wrong password: refused, then warned.
+    let asked = h.handle(vec![
+        Event::Registered(imp.clone()),
+        identify("IDENTIFY nope1"),
+    ]);
+    assert_eq!(
+        h.answer(&asked),
+        vec![notice(2, "Invalid password for alice."), notice(2, WARNING)]
+    );
+    h.one(Event::Quit(imp.clone()));
+    // No answer within a minute: timed out, then warned (the grace period from then).
+    h.handle(vec![
+        Event::Registered(imp.clone()),
+        identify("IDENTIFY secret1"),
+    ]);
+    h.advance(60_000);
+    assert_eq!(
+        h.tick(),
+        vec![
+            notice(2, "Your request timed out; please try again."),
+            notice(2, WARNING)
+        ]
+    );
+    h.advance(59_000);
+    assert_eq!(h.tick(), vec![]);
 }

@@ -132,6 +132,7 @@ enum Op {
     Answer(bool),
     Stray(u64),
     Settings(usize),
+    Users,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -151,6 +152,7 @@ fn op() -> impl Strategy<Value = Op> {
         any::<bool>().prop_map(Op::Answer),
         (0u64..40).prop_map(Op::Stray),
         (0usize..4).prop_map(Op::Settings),
+        Just(Op::Users),
     ]
 }
 
@@ -239,6 +241,7 @@ fn run(ops: Vec<Op>) {
                 result: Ok(fake_hash("sekrit1", b"0123456789abcdef", None)),
             },
             Op::Settings(i) => Event::Settings(SETTINGS[i].into()),
+            Op::Users => Event::Users(users.values().cloned().collect()),
         };
         let actions = ns.handle(
             &Context {
