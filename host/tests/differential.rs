@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Wasm, transcripts};
+use common::{Wasm, services_transcripts, transcripts};
 use unsplit_statemachine::Server;
 use unsplit_statemachine::transcript::{Logic, Transcript};
 
@@ -79,4 +79,86 @@ fn restore_refuses_garbage_and_keeps_the_state() {
         assert!(refused.is_err(), "{bad:?} was accepted");
     }
     assert_eq!(wasm.0.snapshot().unwrap(), before);
+}
+
+/// The services transcripts through the wasm logic and the wasm plugins, driven by the
+/// host's `Logic` (the node's own code path), give the golden output too. Password
+/// hashes are answered at once, each as the next entry, as the native runner does.
+#[test]
+fn services_run_the_same_in_wasm() {
+    use unsplit_host::logic::Logic;
+    use unsplit_host::runtime::{self, Limits, PluginModule};
+    use unsplit_services::{Context, Event};
+    use unsplit_statemachine::pipeline::Start;
+    use unsplit_statemachine::transcript::START_MS;
+    use unsplit_statemachine::{Outcome, ServiceEvent};
+
+    let engine = runtime::engine().unwrap();
+    let plugins: Vec<_> = unsplit_irc_component::BUILTIN_PLUGINS
+        .iter()
+        .map(|(_, b)| PluginModule::new(&engine, b).unwrap())
+        .collect();
+    let all = services_transcripts();
+    assert!(all.len() >= 20, "{} services transcripts", all.len());
+    let mut memo = std::collections::BTreeMap::new();
+    for (name, text) in all {
+        let t = Transcript::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut logic = Logic::new(common::module(), Limits::default()).unwrap();
+        for p in &plugins {
+            logic.switch_plugin(p.clone()).unwrap();
+        }
+        let mut index = 1;
+        let ctx = Context {
+            index,
+            time_ms: START_MS,
+        };
+        let infos = logic.plugin_infos();
+        logic.run(Start::SetServices(ctx, infos), 64).unwrap();
+        let run = t.run_with(|entry| {
+            index += 1;
+            let mut entry = entry.clone();
+            entry.index = index;
+            let time_ms = entry.time_ms;
+            let ran = logic
+                .run(Start::Entry(entry), 64)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(
+                ran.plugin_traps.is_empty(),
+                "{name}: {:?}",
+                ran.plugin_traps
+            );
+            let mut outcomes: Vec<Outcome> = vec![ran.done.outcome];
+            for job in ran.done.hash_jobs {
+                let key = (
+                    job.password.clone(),
+                    job.salt.clone(),
+                    job.algorithm.clone(),
+                );
+                let result = memo
+                    .entry(key)
+                    .or_insert_with(|| {
+                        unsplit_services::hasher::hash_password(
+                            &job.password,
+                            &job.salt,
+                            job.algorithm.as_deref(),
+                        )
+                        .map_err(|e| e.to_string())
+                    })
+                    .clone();
+                index += 1;
+                let event = ServiceEvent {
+                    service: job.service,
+                    event: Event::PasswordHashed { id: job.id, result },
+                };
+                let ran = logic
+                    .run(Start::Event(Context { index, time_ms }, event), 64)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                outcomes.push(ran.done.outcome);
+            }
+            outcomes
+        });
+        if let Err(report) = t.check(&run) {
+            panic!("{name} differs in wasm:\n{report}");
+        }
+    }
 }

@@ -21,38 +21,11 @@ pub fn module() -> Arc<LogicModule> {
 }
 
 pub fn to_wit(e: &sm::Entry) -> runtime::Entry {
-    let kind = match &e.kind {
-        sm::EntryKind::CreateSession { remote_addr } => {
-            runtime::EntryKind::CreateSession(remote_addr.clone())
-        }
-        sm::EntryKind::DeleteSession { quit_message } => {
-            runtime::EntryKind::DeleteSession(quit_message.clone())
-        }
-        sm::EntryKind::IrcLine(b) => runtime::EntryKind::IrcLine(b.clone()),
-        sm::EntryKind::Tick => runtime::EntryKind::Tick,
-        sm::EntryKind::Config(t) => runtime::EntryKind::Config(t.clone()),
-    };
-    runtime::Entry {
-        index: e.index,
-        time_ms: e.time_ms,
-        session: e.session,
-        kind,
-    }
+    runtime::convert::entry(e)
 }
 
 pub fn from_wit(o: runtime::Outcome) -> sm::Outcome {
-    sm::Outcome {
-        lines: o
-            .lines
-            .into_iter()
-            .map(|l| sm::OutputLine {
-                line: l.line,
-                recipients: l.recipients,
-            })
-            .collect(),
-        closed: o.closed,
-        error: o.error,
-    }
+    runtime::convert::outcome(o)
 }
 
 /// The component in wasmtime, seen as a transcript `Logic`. Panics on a trap: in these
@@ -77,9 +50,18 @@ impl sm::transcript::Logic for Wasm {
 
 /// Every golden transcript: (file name, text).
 pub fn transcripts() -> Vec<(String, String)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../statemachine/transcripts");
+    transcripts_in("../statemachine/transcripts")
+}
+
+/// Every golden transcript of the services (`plugins/transcripts`).
+pub fn services_transcripts() -> Vec<(String, String)> {
+    transcripts_in("../plugins/transcripts")
+}
+
+fn transcripts_in(dir: &str) -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
     sm::transcript::read_dir(&dir)
-        .expect("read statemachine/transcripts")
+        .expect("read the transcripts")
         .into_iter()
         .map(|(p, text)| {
             (
