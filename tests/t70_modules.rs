@@ -3,57 +3,14 @@
 
 mod harness;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use harness::{Http, PASSWORD, Session, Stream, TestCluster, TestNode, tempdir, unsplit};
+use harness::{
+    Http, Session, Stream, TestCluster, TestNode, WAIT, cli, cli_ok, same_output_everywhere,
+    tempdir, user,
+};
 use unsplit_irc_component::fixtures;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-/// Runs `unsplit <args>` against `nodes`; returns (exit code, stdout, stderr).
-fn cli(args: &[&str], nodes: &[&TestNode], ca: &Path) -> (i32, String, String) {
-    let network = nodes
-        .iter()
-        .map(|n| n.addr.clone())
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut cmd = Command::new(unsplit());
-    cmd.args(&args[..1]);
-    if args[0] == "module" || (args[0] == "canary" && !args.contains(&"--data-dir")) {
-        cmd.args(["--network", &network, "--network-password", PASSWORD]);
-        cmd.arg("--tls-ca-file").arg(ca);
-    }
-    cmd.args(&args[1..]);
-    let out = cmd.output().expect("running unsplit");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    (out.status.code().unwrap_or(-1), stdout, stderr)
-}
-
-fn cli_ok(args: &[&str], nodes: &[&TestNode], ca: &Path) -> String {
-    let (code, out, err) = cli(args, nodes, ca);
-    assert_eq!(code, 0, "unsplit {args:?} failed:\n{out}\n{err}");
-    out
-}
-
-async fn user(http: &Http, nick: &str) -> (Session, Stream) {
-    let s = http.create_session().await;
-    let mut stream = http.stream(&s, "0.0").await;
-    assert_eq!(http.post(&s, &format!("NICK {nick}")).await, 200);
-    assert_eq!(
-        http.post(&s, &format!("USER {nick} 0 * :{nick}")).await,
-        200
-    );
-    stream.lines_until(" 001 ", WAIT).await;
-    assert_eq!(http.post(&s, "JOIN #c").await, 200);
-    stream.lines_until(" 366 ", WAIT).await;
-    (s, stream)
-}
 
 async fn version(http: &Http, s: &Session, stream: &mut Stream) -> String {
     assert_eq!(http.post(s, "VERSION").await, 200);
@@ -86,24 +43,6 @@ async fn modules_everywhere(cluster: &TestCluster) -> serde_json::Value {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Every node's output log, after the cluster converged: all identical.
-async fn same_output_everywhere(cluster: &TestCluster) {
-    cluster.wait_converged(WAIT).await;
-    let mut logs = Vec::new();
-    for i in 0..cluster.nodes.len() {
-        logs.push(
-            cluster
-                .http(i)
-                .await
-                .private_get("/outputlog", "application/json")
-                .await
-                .body,
-        );
-    }
-    assert!(logs[0].len() > 100);
-    assert!(logs.iter().all(|l| *l == logs[0]), "output logs differ");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -682,6 +682,7 @@ impl Api {
             "SnapshotIndex": m.snapshot.map(|l| l.index).unwrap_or(0),
             "PurgedIndex": m.purged.map(|l| l.index).unwrap_or(0),
             "ActiveModule": self.shared.read().modules.active(),
+            "ActivePlugins": self.shared.read().modules.active_plugins(),
         });
         let wants_json = headers
             .get(header::ACCEPT)
@@ -702,10 +703,12 @@ impl Api {
              <tr><th>sessions</th><td>{sessions}</td></tr><tr><th>open GetMessages streams</th><td>{streams}</td></tr>\
              <tr><th>output window</th><td>{lines} lines in {batches} entries</td></tr>\
              <tr><th>rejected entries</th><td>{rejected}</td></tr><tr><th>config revision</th><td>{revision}</td></tr>\
-             <tr><th>logic module</th><td>{module}</td></tr><tr><th>shadow</th><td>{shadow}</td></tr>\
+             <tr><th>logic module</th><td>{module}</td></tr><tr><th>services plugins</th><td>{plugins}</td></tr>\
+             <tr><th>plugin traps</th><td>{plugin_failures}</td></tr><tr><th>pending password hashes</th><td>{hashes}</td></tr>\
+             <tr><th>shadow</th><td>{shadow}</td></tr>\
              <tr><th>executable</th><td>{exe}</td></tr><tr><th>up</th><td>{up} s</td></tr></table>\
-             <h2>Rejected entries (newest {kept} of {rejected})</h2>\
-             <table><tr><th>index</th><th>session</th><th>trap</th><th>input</th><th>module</th></tr>{rejected_rows}</table>\
+             <h2>Rejected entries and plugin traps (newest {kept})</h2>\
+             <table><tr><th>index</th><th>session</th><th>trap</th><th>input</th><th>module</th><th>plugin</th></tr>{rejected_rows}</table>\
              </body></html>",
             network = html_escape(&config.network),
             id = self.id,
@@ -734,6 +737,28 @@ impl Api {
                 ),
                 None => "built-in (nothing activated yet)".into(),
             },
+            plugins = {
+                let active = st.modules.active_plugins();
+                if active.is_empty() {
+                    "none".to_owned()
+                } else {
+                    active
+                        .iter()
+                        .map(|(name, a)| {
+                            format!(
+                                "{} {} <code>{}</code> since index {}",
+                                html_escape(name),
+                                html_escape(&a.version),
+                                &a.hash[..16],
+                                a.index
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("<br>")
+                }
+            },
+            plugin_failures = st.plugin_failures,
+            hashes = st.hash_jobs.len(),
             shadow = {
                 let sh = self.shared.shadow_status();
                 match (&sh.hash, &sh.error) {
@@ -756,12 +781,13 @@ impl Api {
                 .iter()
                 .rev()
                 .map(|r| format!(
-                    "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td></tr>",
                     r.index,
                     r.session,
                     html_escape(&r.reason),
                     html_escape(&r.input),
-                    r.module.get(..16).unwrap_or(&r.module)
+                    r.module.get(..16).unwrap_or(&r.module),
+                    html_escape(r.plugin.as_deref().unwrap_or("(the logic: rejected)"))
                 ))
                 .collect::<String>(),
         );
@@ -927,9 +953,39 @@ impl Api {
             );
         }
         metric(
+            "unsplit_plugin_traps_total",
+            "counter",
+            "Calls of services plugins that trapped (the plugin was reset, the entry went on; since start).",
+            c.plugin_traps.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "unsplit_plugin_traps_replicated",
+            "gauge",
+            "Services plugin traps since the network began (replicated state).",
+            st.plugin_failures.to_string(),
+        );
+        metric(
+            "unsplit_password_hashes_pending",
+            "gauge",
+            "Password hashes services asked for that the leader has not committed yet.",
+            st.hash_jobs.len().to_string(),
+        );
+        metric(
+            "unsplit_password_hashes_total",
+            "counter",
+            "Password hashes this node computed as leader (since start).",
+            c.hashes.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "unsplit_password_hash_seconds_total",
+            "counter",
+            "Time this node spent hashing passwords, off the apply path.",
+            format!("{:.6}", c.hash_nanos.load(Ordering::Relaxed) as f64 / 1e9),
+        );
+        metric(
             "unsplit_wasm_fuel_total",
             "counter",
-            "Wasm fuel used by the IRC logic.",
+            "Wasm fuel used by the IRC logic and its plugins.",
             c.fuel_used.load(Ordering::Relaxed).to_string(),
         );
         // Cluster: commit/apply lag and per-peer replication lag (on the leader).

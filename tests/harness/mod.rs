@@ -18,6 +18,9 @@ use unsplit_host::network::{HttpsClient, basic_auth, https_client};
 
 pub const PASSWORD: &str = "test-network-password";
 
+/// How long the multi-node tests wait for anything.
+pub const WAIT: Duration = Duration::from_secs(20);
+
 /// The `unsplit` binary under test.
 pub fn unsplit() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_unsplit"))
@@ -392,6 +395,8 @@ impl Http {
                 && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body.to_bytes())
                 && v["State"] == "Leader"
                 && v["AppliedIndex"].as_u64().unwrap_or(0) >= 2
+                // A new network's first entries: the logic and the services plugins.
+                && v["ActivePlugins"]["chanserv"].is_object()
             {
                 return;
             }
@@ -683,4 +688,65 @@ impl IrcClient {
 pub async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     LOCK.lock().await
+}
+
+/// Runs `unsplit <args>` against `nodes`; returns (exit code, stdout, stderr).
+pub fn cli(args: &[&str], nodes: &[&TestNode], ca: &Path) -> (i32, String, String) {
+    let network = nodes
+        .iter()
+        .map(|n| n.addr.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut cmd = Command::new(unsplit());
+    cmd.args(&args[..1]);
+    if args[0] == "module" || (args[0] == "canary" && !args.contains(&"--data-dir")) {
+        cmd.args(["--network", &network, "--network-password", PASSWORD]);
+        cmd.arg("--tls-ca-file").arg(ca);
+    }
+    cmd.args(&args[1..]);
+    let out = cmd.output().expect("running unsplit");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+pub fn cli_ok(args: &[&str], nodes: &[&TestNode], ca: &Path) -> String {
+    let (code, out, err) = cli(args, nodes, ca);
+    assert_eq!(code, 0, "unsplit {args:?} failed:\n{out}\n{err}");
+    out
+}
+
+/// A registered user in #c, with its open stream.
+pub async fn user(http: &Http, nick: &str) -> (Session, Stream) {
+    let s = http.create_session().await;
+    let mut stream = http.stream(&s, "0.0").await;
+    assert_eq!(http.post(&s, &format!("NICK {nick}")).await, 200);
+    assert_eq!(
+        http.post(&s, &format!("USER {nick} 0 * :{nick}")).await,
+        200
+    );
+    stream.lines_until(" 001 ", WAIT).await;
+    assert_eq!(http.post(&s, "JOIN #c").await, 200);
+    stream.lines_until(" 366 ", WAIT).await;
+    (s, stream)
+}
+
+/// Every node's output log, after the cluster converged: all identical.
+pub async fn same_output_everywhere(cluster: &TestCluster) {
+    cluster.wait_converged(WAIT).await;
+    let mut logs = Vec::new();
+    for i in 0..cluster.nodes.len() {
+        logs.push(
+            cluster
+                .http(i)
+                .await
+                .private_get("/outputlog", "application/json")
+                .await
+                .body,
+        );
+    }
+    assert!(logs[0].len() > 100);
+    assert!(logs.iter().all(|l| *l == logs[0]), "output logs differ");
 }
