@@ -1,0 +1,215 @@
+//! What services cost: the pipeline per entry with and without plugins, the password
+//! hash, and whether hashing stalls the apply path.
+//!
+//! `cargo bench -p unsplit-host --bench services` prints the Markdown tables in
+//! docs/benchmarks.md.
+//! - Per entry (wasm logic + wasm plugins, through `Logic::run` as a node runs it):
+//!   a channel message (no service event), a JOIN + PART (events to ChanServ), a message
+//!   to NickServ answered with notices; the same channel message with no plugins at all.
+//! - The host's argon2id hash (m=19 MiB, t=2, p=1), as the leader computes it.
+//! - Apply latency of channel messages while a background thread hashes passwords
+//!   without pause (the leader during a login storm), against the same without hashing.
+//!
+//! Each figure is the median of several rounds.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use unsplit_host::logic::Logic;
+use unsplit_host::runtime::{self, Limits, LogicModule, PluginModule};
+use unsplit_irc_component::{BUILTIN_PLUGINS, IRC_COMPONENT};
+use unsplit_services::Context;
+use unsplit_statemachine::pipeline::Start;
+use unsplit_statemachine::{Entry, EntryKind};
+
+const START_MS: u64 = 1_795_266_199_000;
+const USERS: u64 = 1000;
+
+struct Net {
+    logic: Logic,
+    index: u64,
+}
+
+impl Net {
+    fn new(with_plugins: bool) -> Net {
+        let engine = runtime::engine().unwrap();
+        let module = LogicModule::new(&engine, IRC_COMPONENT).unwrap();
+        let mut logic = Logic::new(module, Limits::default()).unwrap();
+        if with_plugins {
+            for (_, bytes) in BUILTIN_PLUGINS {
+                logic
+                    .switch_plugin(PluginModule::new(&engine, bytes).unwrap())
+                    .unwrap();
+            }
+        }
+        let mut net = Net { logic, index: 0 };
+        let ctx = net.ctx();
+        let infos = net.logic.plugin_infos();
+        net.logic.run(Start::SetServices(ctx, infos), 64).unwrap();
+        for u in 1..=USERS {
+            net.entry(
+                u,
+                EntryKind::CreateSession {
+                    remote_addr: "192.0.2.1".into(),
+                },
+            );
+            net.line(u, &format!("NICK u{u}"));
+            net.line(u, &format!("USER u{u} 0 * :u"));
+            net.line(u, &format!("JOIN #c{}", u % 100));
+        }
+        net
+    }
+
+    fn ctx(&mut self) -> Context {
+        self.index += 1;
+        Context {
+            index: self.index,
+            time_ms: START_MS + self.index,
+        }
+    }
+
+    fn entry(&mut self, session: u64, kind: EntryKind) -> Duration {
+        let ctx = self.ctx();
+        let entry = Entry {
+            index: ctx.index,
+            time_ms: ctx.time_ms,
+            session,
+            kind,
+        };
+        let t = Instant::now();
+        self.logic.run(Start::Entry(entry), 64).unwrap();
+        t.elapsed()
+    }
+
+    fn line(&mut self, session: u64, text: &str) -> Duration {
+        self.entry(session, EntryKind::IrcLine(text.as_bytes().to_vec()))
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+/// Median time per entry of `make(i)` over `n` entries, in rounds.
+fn per_entry(net: &mut Net, n: u64, mut make: impl FnMut(&mut Net, u64) -> Duration) -> Duration {
+    let mut rounds = Vec::new();
+    for _ in 0..5 {
+        let mut total = Duration::ZERO;
+        for i in 0..n {
+            total += make(net, i);
+        }
+        rounds.push(total / n as u32);
+    }
+    median(rounds)
+}
+
+fn main() {
+    let mut plain = Net::new(false);
+    let mut net = Net::new(true);
+    let chat = |net: &mut Net, i: u64| {
+        let u = 1 + i % USERS;
+        net.line(u, &format!("PRIVMSG #c{} :hello {i}", u % 100))
+    };
+    let without = per_entry(&mut plain, 2000, chat);
+    let with = per_entry(&mut net, 2000, chat);
+    let join_part = per_entry(&mut net, 1000, |net, i| {
+        let u = 1 + i % USERS;
+        net.line(u, "JOIN #bench") + net.line(u, "PART #bench")
+    }) / 2;
+    let to_nickserv = per_entry(&mut net, 500, |net, i| {
+        net.line(1 + i % USERS, "PRIVMSG NickServ :INFO u1")
+    });
+    println!("| entry ({USERS} users, wasm logic and plugins) | time per entry |");
+    println!("|---|---|");
+    println!("| channel message, no plugins at all | {} |", us(without));
+    println!(
+        "| channel message, NickServ and ChanServ active (no event) | {} |",
+        us(with)
+    );
+    println!(
+        "| JOIN or PART (an event to ChanServ) | {} |",
+        us(join_part)
+    );
+    println!(
+        "| message to NickServ (INFO: 5 notices back) | {} |",
+        us(to_nickserv)
+    );
+
+    // The leader's hash.
+    let hash = median(
+        (0..7)
+            .map(|i| {
+                let t = Instant::now();
+                unsplit_services::hasher::hash_password(&format!("pw{i}"), b"saltsaltsalt", None)
+                    .unwrap();
+                t.elapsed()
+            })
+            .collect(),
+    );
+    println!();
+    println!(
+        "| argon2id (m=19 MiB, t=2, p=1), one password | {:.1} ms |",
+        hash.as_secs_f64() * 1e3
+    );
+    println!("|---|---|");
+
+    // Apply latency with and without a hasher busy on the other core.
+    let sample = |net: &mut Net| {
+        let mut times: Vec<Duration> = (0..5000).map(|i| chat(net, i)).collect();
+        let p50 = percentile(&mut times, 0.5);
+        let p99 = percentile(&mut times, 0.99);
+        let max = *times.last().unwrap();
+        (p50, p99, max)
+    };
+    let quiet = sample(&mut net);
+    let stop = Arc::new(AtomicBool::new(false));
+    let hashed = Arc::new(AtomicU64::new(0));
+    let hasher = {
+        let (stop, hashed) = (stop.clone(), hashed.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                unsplit_services::hasher::hash_password(&format!("p{i}"), b"saltsaltsalt", None)
+                    .unwrap();
+                hashed.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let started = Instant::now();
+    let busy = sample(&mut net);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    hasher.join().unwrap();
+    let rate = hashed.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
+    println!();
+    println!("| channel message apply time | p50 | p99 | max |");
+    println!("|---|---|---|---|");
+    println!(
+        "| no hashing | {} | {} | {} |",
+        us(quiet.0),
+        us(quiet.1),
+        us(quiet.2)
+    );
+    println!(
+        "| a hasher thread busy the whole time ({rate:.0} hashes/s) | {} | {} | {} |",
+        us(busy.0),
+        us(busy.1),
+        us(busy.2)
+    );
+    println!(
+        "| (a hash inside the apply loop would stall every entry behind it by) | {:.1} ms | | |",
+        hash.as_secs_f64() * 1e3
+    );
+}
