@@ -39,7 +39,7 @@ impl Net {
         if with_plugins {
             for (_, bytes) in BUILTIN_PLUGINS {
                 logic
-                    .switch_plugin(PluginModule::new(&engine, bytes).unwrap())
+                    .switch_plugin(PluginModule::new(&engine, bytes).unwrap(), None)
                     .unwrap();
             }
         }

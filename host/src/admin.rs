@@ -2,7 +2,7 @@
 //! as the rest of the private API):
 //!
 //! - `POST /module` (body: component bytes, the IRC logic or a services plugin): check,
-//!   compile, commit the upload;
+//!   compile, commit the upload (in chunks of [`UPLOAD_CHUNK`] bytes, then the upload);
 //! - `POST /module/activate` (`{"Module": hash|version|"previous"|"previous:<plugin>"}`):
 //!   commit a switch (of the logic, or of the plugin of that module's name);
 //! - `GET /modules`: known modules, the active logic and plugins since which index, the
@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{Api, ApiBody, full, json, read_body, text, unexpected};
-use crate::modules::{MAX_MODULE_BYTES, ModuleBytes};
+use crate::modules::{Checked, MAX_MODULE_BYTES, ModuleBytes, UPLOAD_CHUNK};
 use crate::raft::{Op, Response};
 use crate::sm::ShadowCommand;
 
@@ -143,14 +143,8 @@ impl Api {
             Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
         let size = bytes.0.len();
-        let op = Op::ModuleUpload {
-            bytes,
-            kind: info.kind.clone(),
-            name: info.name.clone(),
-            version: info.version.clone(),
-            snapshot_format: info.snapshot_format,
-        };
-        match self.propose(op).await {
+        match self.commit_upload(&bytes, &info).await {
+            Ok(Response::ModuleRefused(why)) => text(StatusCode::CONFLICT, why),
             Ok(Response::ModuleUploaded(h)) => json(&json!({
                 "Hash": h,
                 "Kind": info.kind,
@@ -162,6 +156,36 @@ impl Api {
             Ok(other) => unexpected(&other),
             Err(e) => e.response(),
         }
+    }
+
+    /// Commits a checked component: its chunks, then the upload itself (one module at a
+    /// time on this leader, so chunks of two uploads never interleave).
+    pub(crate) async fn commit_upload(
+        &self,
+        bytes: &ModuleBytes,
+        checked: &Checked,
+    ) -> Result<Response, crate::api::ProposeError> {
+        let _one_at_a_time = self.upload_lock.lock().await;
+        let hash = bytes.hash();
+        for (i, chunk) in bytes.0.chunks(UPLOAD_CHUNK).enumerate() {
+            let op = Op::ModuleChunk {
+                hash: hash.clone(),
+                offset: (i * UPLOAD_CHUNK) as u64,
+                data: ModuleBytes::new(chunk),
+            };
+            match self.propose(op).await? {
+                Response::Applied => {}
+                other => return Ok(other),
+            }
+        }
+        self.propose(Op::ModuleUpload {
+            hash,
+            kind: checked.kind.clone(),
+            name: checked.name.clone(),
+            version: checked.version.clone(),
+            snapshot_format: checked.snapshot_format,
+        })
+        .await
     }
 
     pub(crate) async fn activate_module(

@@ -68,6 +68,8 @@ pub struct Api {
     last_contact: Mutex<Option<Instant>>,
     /// Serialises joins; holds the last node id handed out, so none is given twice.
     join_lock: tokio::sync::Mutex<NodeId>,
+    /// Serialises module uploads on the leader (their chunks must not interleave).
+    pub(crate) upload_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for Api {
@@ -115,6 +117,7 @@ impl Api {
             auth_failures: AtomicU64::new(0),
             last_contact: Mutex::new(None),
             join_lock: tokio::sync::Mutex::new(0),
+            upload_lock: tokio::sync::Mutex::new(()),
         }
     }
 }

@@ -27,10 +27,10 @@ use unsplit_statemachine::pipeline::Start;
 use unsplit_statemachine::{self as irc};
 
 use crate::logic::{Logic, LogicError, LogicState, Ran};
-use crate::modules::{Activation, ModuleBytes, ModuleKind, ModuleRecord, Modules};
+use crate::modules::{Activation, ModuleBytes, ModuleKind, Modules};
 use crate::raft::{Op, Request, TypeConfig};
 use crate::runtime::{self, Compiled, Limits};
-use crate::sm::{Decision, Replicated, SnapshotData, absorb, decide, hash_room};
+use crate::sm::{Decision, Replicated, SnapshotData, absorb, absorb_rejected, decide, hash_room};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CanaryError {
@@ -271,23 +271,9 @@ impl Recording {
         let mut modules = self.replicated.modules.clone();
         for (index, req) in &self.entries {
             match &req.op {
-                Op::ModuleUpload {
-                    bytes,
-                    kind,
-                    name,
-                    version,
-                    snapshot_format,
-                } => modules.add(ModuleRecord {
-                    hash: bytes.hash(),
-                    kind: kind.clone(),
-                    name: name.clone(),
-                    version: version.clone(),
-                    snapshot_format: *snapshot_format,
-                    size: bytes.0.len(),
-                    uploaded_index: *index,
-                    uploaded_ms: req.time_ms,
-                    bytes: bytes.clone(),
-                }),
+                Op::ModuleChunk { .. } | Op::ModuleUpload { .. } => {
+                    crate::sm::record_upload(&mut modules, *index, req.time_ms, req.op.clone());
+                }
                 Op::ModuleActivate { hash } => {
                     if let Some(r) = modules.known.get(hash) {
                         let (version, kind) = (r.version.clone(), r.kind.clone());
@@ -609,9 +595,13 @@ fn start_side(
         .map_err(fail)?,
         None => Logic::new(base.module().clone(), base.limits()).map_err(fail)?,
     };
+    let ctx = Context {
+        index: recording.start_index,
+        time_ms: recording.replicated.now_ms,
+    };
     match module {
-        Compiled::Logic(m) => base.fork(Some(m.clone()), None),
-        Compiled::Plugin(p) => base.fork(None, Some(p.clone())),
+        Compiled::Logic(m) => base.fork(Some(m.clone()), None, ctx),
+        Compiled::Plugin(p) => base.fork(None, Some(p.clone()), ctx),
     }
     .map_err(fail)
 }
@@ -686,7 +676,7 @@ pub fn replay(
                 Step::Switch(module) => {
                     let switched = match module {
                         Compiled::Logic(m) => logic.switch_to(m),
-                        Compiled::Plugin(p) => logic.switch_plugin(p).map(drop),
+                        Compiled::Plugin(p) => logic.switch_plugin(p, None).map(drop),
                     };
                     if let Err(e) = switched {
                         return Err(CanaryError::Runtime {
@@ -771,11 +761,14 @@ pub fn replay(
                     now,
                     &req.op,
                 ) {
-                    Ok(None) => continue,
-                    Ok(Some(module)) => {
+                    Ok(Recorded::Nothing) => continue,
+                    Ok(Recorded::Services) => {}
+                    Ok(Recorded::Switch(module)) => {
                         let switched = match &module {
                             Compiled::Logic(m) => old_logic.switch_to(m.clone()),
-                            Compiled::Plugin(p) => old_logic.switch_plugin(p.clone()).map(drop),
+                            Compiled::Plugin(p) => {
+                                old_logic.switch_plugin(p.clone(), None).map(drop)
+                            }
                         };
                         if let Err(e) = switched {
                             failure = Some(CanaryError::Runtime {
@@ -794,18 +787,18 @@ pub fn replay(
                         if !services {
                             continue;
                         }
-                        // A plugin switch tells the logic the new list of services: a run.
-                        let ctx = Context {
-                            index: *index,
-                            time_ms: now,
-                        };
-                        Start::SetServices(ctx, old_logic.plugin_infos())
                     }
                     Err(e) => {
                         failure = Some(e);
                         break;
                     }
                 }
+                // A plugin activation tells the logic the services: a run to compare.
+                let ctx = Context {
+                    index: *index,
+                    time_ms: now,
+                };
+                Start::SetServices(ctx, old_logic.plugin_infos())
             }
         };
         inputs += 1;
@@ -828,7 +821,7 @@ pub fn replay(
                     old_logic.set_limits(next, next_plugins);
                 }
             }
-            Err(LogicError::Rejected { .. }) => {}
+            Err(LogicError::Rejected { .. }) => absorb_rejected(&mut st, &req.op),
             Err(e) => {
                 failure = Some(CanaryError::Runtime {
                     which: "old",
@@ -881,9 +874,19 @@ pub fn replay(
     })
 }
 
-/// A recorded module operation: uploads and activations are noted in the host state;
-/// an activation of a module of another kind than the compared one comes back, to run
-/// on both sides.
+/// What a recorded module operation means for the replay.
+enum Recorded {
+    /// Nothing to run (an upload, an activation of the compared logic).
+    Nothing,
+    /// Both sides switch to this module (an activation of another kind than the
+    /// compared one); a plugin's is followed by telling the logic the services.
+    Switch(Compiled),
+    /// An activation of the compared plugin: each side keeps its version, but the logic
+    /// is told the services, as it was.
+    Services,
+}
+
+/// A recorded module operation: uploads and activations are noted in the host state.
 #[allow(clippy::too_many_arguments)]
 fn switch_recorded(
     st: &mut Replicated,
@@ -894,20 +897,25 @@ fn switch_recorded(
     index: u64,
     now: u64,
     op: &Op,
-) -> Result<Option<Compiled>, CanaryError> {
+) -> Result<Recorded, CanaryError> {
     let Op::ModuleActivate { hash } = op else {
-        return Ok(None);
+        return Ok(Recorded::Nothing);
     };
     let Some(record) = recorded.known.get(hash) else {
-        return Ok(None);
+        return Ok(Recorded::Nothing);
     };
-    if record.kind == *subject
-        || st
-            .modules
-            .active_of(&record.kind)
-            .is_some_and(|a| a.hash == *hash)
+    if record.kind == *subject {
+        return Ok(match record.kind {
+            ModuleKind::Logic => Recorded::Nothing,
+            ModuleKind::Plugin(_) => Recorded::Services,
+        });
+    }
+    if st
+        .modules
+        .active_of(&record.kind)
+        .is_some_and(|a| a.hash == *hash)
     {
-        return Ok(None);
+        return Ok(Recorded::Nothing);
     }
     st.modules.history.push(Activation {
         hash: hash.clone(),
@@ -917,14 +925,14 @@ fn switch_recorded(
         time_ms: now,
     });
     if let Some(c) = compiled.get(hash) {
-        return Ok(Some(c.clone()));
+        return Ok(Recorded::Switch(c.clone()));
     }
     let module = runtime::compile(engine, &record.bytes.0).map_err(|e| CanaryError::Module {
         which: hash.clone(),
         why: e.to_string(),
     })?;
     compiled.insert(hash.clone(), module.clone());
-    Ok(Some(module))
+    Ok(Recorded::Switch(module))
 }
 
 #[cfg(test)]

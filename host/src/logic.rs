@@ -334,13 +334,22 @@ impl Logic {
         Ok(())
     }
 
-    /// Runs `module` as the plugin of its name: the state of the plugin it replaces
-    /// carries over (snapshot → restore), a new plugin starts empty. The logic must be
-    /// told next (`Start::SetServices` with [`Logic::plugin_infos`]). On `Err` nothing
-    /// changed.
-    pub fn switch_plugin(&mut self, module: Arc<PluginModule>) -> Result<PluginInfo, LogicError> {
+    /// Runs `module` as the plugin of its name (which must be `expected`, when given):
+    /// the state of the plugin it replaces carries over (snapshot → restore), a new
+    /// plugin starts empty. The logic must be told next (`Start::SetServices` with
+    /// [`Logic::plugin_infos`]). On `Err` nothing changed.
+    pub fn switch_plugin(
+        &mut self,
+        module: Arc<PluginModule>,
+        expected: Option<&str>,
+    ) -> Result<PluginInfo, LogicError> {
         let fresh = PluginSlot::start(module.clone(), self.plugin_limits, None)?;
         let name = fresh.info.name.clone();
+        if let Some(expected) = expected.filter(|e| *e != name) {
+            return Err(LogicError::Refused(format!(
+                "the plugin calls itself {name}, not {expected}"
+            )));
+        }
         let slot = match self.plugins.get_mut(&name) {
             Some(old) => {
                 old.checkpoint()?;
@@ -450,11 +459,14 @@ impl Logic {
     }
 
     /// A copy of this logic and its plugins, with `logic` or `plugin` running instead of
-    /// the current one (for a shadow or the canary). Both start from this state.
+    /// the current one (for a shadow or the canary). Both start from this state; a
+    /// replaced plugin is announced to the copy's logic (at `ctx`, output dropped), as an
+    /// activation would.
     pub fn fork(
         &mut self,
         logic: Option<Arc<LogicModule>>,
         plugin: Option<Arc<PluginModule>>,
+        ctx: Context,
     ) -> Result<Logic, LogicError> {
         let state = self.state()?;
         let plugins: BTreeMap<String, Arc<PluginModule>> = self
@@ -470,7 +482,9 @@ impl Logic {
                 .ok_or_else(|| format!("plugin module {h} is not loaded"))
         })?;
         if let Some(plugin) = plugin {
-            fork.switch_plugin(plugin)?;
+            fork.switch_plugin(plugin, None)?;
+            let infos = fork.plugin_infos();
+            fork.run(Start::SetServices(ctx, infos), 0)?;
         }
         Ok(fork)
     }

@@ -40,6 +40,14 @@ impl std::fmt::Display for ModuleKind {
 /// Largest component accepted for upload.
 pub const MAX_MODULE_BYTES: usize = 32 << 20;
 
+/// Bytes of a component per raft entry: an entry must replicate (as JSON, base64) well
+/// within a heartbeat interval even on a busy machine, or the leader's append times out
+/// again and again.
+pub const UPLOAD_CHUNK: usize = 64 << 10;
+
+/// Uploads in progress kept at most (a new one forgets the oldest).
+pub const MAX_UPLOADING: usize = 4;
+
 /// Component bytes, shared (cloning the replicated state for a snapshot copies no bytes).
 /// Serialised as base64 in JSON (raft RPCs), as raw bytes in postcard (log, snapshots).
 #[derive(Clone, PartialEq, Eq)]
@@ -139,6 +147,15 @@ pub struct Modules {
     /// Without a logic activation the node runs the logic built into its binary (only
     /// before the first activation, which a new network commits as its first entries).
     pub history: Vec<Activation>,
+    /// Uploads in progress: hash → the chunks so far, and when the first came.
+    pub uploading: BTreeMap<String, Uploading>,
+}
+
+/// A component arriving in chunks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Uploading {
+    pub bytes: Vec<u8>,
+    pub started_ms: u64,
 }
 
 impl Modules {
@@ -226,6 +243,71 @@ impl Modules {
         self.known
             .get(&hash)
             .ok_or_else(|| format!("module {hash} is no longer kept"))
+    }
+
+    /// Adds a chunk to the upload of `hash`: offset 0 starts it (again), any other offset
+    /// must continue it exactly. Deterministic, like everything here.
+    pub fn add_chunk(
+        &mut self,
+        hash: &str,
+        offset: u64,
+        data: &[u8],
+        now: u64,
+    ) -> Result<(), String> {
+        if offset == 0 {
+            self.uploading.insert(
+                hash.to_owned(),
+                Uploading {
+                    bytes: Vec::new(),
+                    started_ms: now,
+                },
+            );
+            while self.uploading.len() > MAX_UPLOADING {
+                let oldest = self
+                    .uploading
+                    .iter()
+                    .min_by_key(|(_, u)| u.started_ms)
+                    .map(|(h, _)| h.clone());
+                if let Some(h) = oldest {
+                    self.uploading.remove(&h);
+                }
+            }
+        }
+        let upload = self
+            .uploading
+            .get_mut(hash)
+            .ok_or_else(|| format!("no upload of {hash} is in progress"))?;
+        if upload.bytes.len() as u64 != offset {
+            return Err(format!(
+                "the upload of {hash} is at byte {}, not {offset}",
+                upload.bytes.len()
+            ));
+        }
+        if upload.bytes.len() + data.len() > MAX_MODULE_BYTES {
+            self.uploading.remove(hash);
+            return Err(format!("components are at most {MAX_MODULE_BYTES} bytes"));
+        }
+        upload.bytes.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// The bytes of a finished upload, checked against its hash.
+    pub fn finish_upload(&mut self, hash: &str) -> Result<ModuleBytes, String> {
+        let upload = self
+            .uploading
+            .remove(hash)
+            .ok_or_else(|| format!("no upload of {hash} is in progress"))?;
+        let bytes = ModuleBytes::new(&upload.bytes);
+        if bytes.hash() != hash {
+            return Err(format!("the chunks of {hash} do not add up to it"));
+        }
+        Ok(bytes)
+    }
+
+    /// Forgets uploads that did not finish within `ttl_ms` (entry time).
+    pub fn expire_uploads(&mut self, now: u64, ttl_ms: u64) {
+        self.uploading
+            .retain(|_, u| u.started_ms.saturating_add(ttl_ms) > now);
     }
 
     /// Records an upload (idempotent for a known hash); forgets the oldest module beyond
@@ -471,6 +553,28 @@ mod tests {
         assert!(m.known.contains_key(&first.hash));
         assert!(m.known.contains_key(&second.hash));
         assert!(m.known.contains_key(&record(19, 29).hash));
+    }
+
+    #[test]
+    fn uploads_arrive_in_order_and_must_add_up() {
+        let mut m = Modules::default();
+        let bytes = b"0123456789".to_vec();
+        let hash = ModuleBytes::new(&bytes).hash();
+        m.add_chunk(&hash, 0, &bytes[..4], 1).unwrap();
+        assert!(m.add_chunk(&hash, 3, &bytes[3..], 2).is_err());
+        m.add_chunk(&hash, 4, &bytes[4..], 2).unwrap();
+        assert_eq!(m.finish_upload(&hash).unwrap().0.as_ref(), &bytes[..]);
+        assert!(m.finish_upload(&hash).is_err(), "consumed");
+        m.add_chunk(&hash, 0, b"wrong", 3).unwrap();
+        assert!(
+            m.finish_upload(&hash)
+                .unwrap_err()
+                .contains("do not add up")
+        );
+        assert!(m.add_chunk("other", 5, b"x", 4).is_err());
+        m.add_chunk("old", 0, b"x", 4).unwrap();
+        m.expire_uploads(100, 50);
+        assert!(m.uploading.is_empty());
     }
 
     #[test]

@@ -560,15 +560,11 @@ async fn pin_builtin_modules(api: &Api) -> Result<(), String> {
             let (_, info) = tokio::task::spawn_blocking(move || cache.check(&b))
                 .await
                 .map_err(|e| e.to_string())??;
-            api.propose(Op::ModuleUpload {
-                bytes,
-                kind: info.kind,
-                name: info.name,
-                version: info.version,
-                snapshot_format: info.snapshot_format,
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+            match api.commit_upload(&bytes, &info).await {
+                Ok(crate::raft::Response::ModuleUploaded(_)) => {}
+                Ok(other) => return Err(format!("uploading {kind}: {other:?}")),
+                Err(e) => return Err(e.to_string()),
+            }
         }
         match api.propose(Op::ModuleActivate { hash }).await {
             Ok(crate::raft::Response::ModuleActivated(_)) => {}

@@ -46,10 +46,18 @@ pub enum Op {
     Tick,
     /// A new network configuration (TOML) with its revision.
     Config { toml: String, revision: u64 },
-    /// A component (the IRC logic or a services plugin), checked by the node that took
-    /// the upload (`kind`, `name`, `version` and `snapshot_format` are what it found).
+    /// A piece of a component being uploaded, at `offset` (raft entries stay small, so
+    /// they replicate well within a heartbeat; see `modules::UPLOAD_CHUNK`).
+    ModuleChunk {
+        hash: String,
+        offset: u64,
+        data: ModuleBytes,
+    },
+    /// The upload of `hash` is complete: its chunks form a component (the IRC logic or a
+    /// services plugin), checked by the node that took the upload (`kind`, `name`,
+    /// `version` and `snapshot_format` are what it found).
     ModuleUpload {
-        bytes: ModuleBytes,
+        hash: String,
         kind: ModuleKind,
         name: String,
         version: String,

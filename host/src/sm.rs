@@ -338,6 +338,7 @@ impl StateMachine {
                     RejectedEntry::new(index, now, session, kind, &reason, &req.op, module, None);
                 record_rejection(&mut st, rejected);
                 st.rejected += 1;
+                absorb_rejected(&mut st, &req.op);
                 counters.count_rejection(kind);
                 if session != 0 && st.sessions.contains_key(&session) {
                     let server = st.config().server_name.clone();
@@ -470,29 +471,18 @@ impl StateMachine {
     /// plugin.
     fn apply_module_op(&mut self, index: u64, now: u64, op: Op) -> Result<Response, StorageError> {
         match op {
-            Op::ModuleUpload {
-                bytes,
-                kind,
-                name,
-                version,
-                snapshot_format,
-            } => {
-                let hash = bytes.hash();
-                // Compile in the background now, so an activation does not wait for it.
-                self.cache.prepare(bytes.clone());
-                self.shared.write().modules.add(ModuleRecord {
-                    hash: hash.clone(),
-                    kind,
-                    name,
-                    version,
-                    snapshot_format,
-                    size: bytes.0.len(),
-                    uploaded_index: index,
-                    uploaded_ms: now,
-                    bytes,
-                });
-                tracing::info!("module {hash} uploaded at index {index}");
-                Ok(Response::ModuleUploaded(hash))
+            Op::ModuleChunk { .. } | Op::ModuleUpload { .. } => {
+                let mut st = self.shared.write();
+                let response = record_upload(&mut st.modules, index, now, op);
+                drop(st);
+                if let Response::ModuleUploaded(hash) = &response
+                    && let Some(r) = self.shared.read().modules.known.get(hash)
+                {
+                    // Compile in the background now, so an activation does not wait.
+                    self.cache.prepare(r.bytes.clone());
+                    tracing::info!("module {hash} uploaded at index {index}");
+                }
+                Ok(response)
             }
             Op::ModuleActivate { hash } => {
                 let Some(record) = self.shared.read().modules.known.get(&hash).cloned() else {
@@ -577,14 +567,8 @@ impl StateMachine {
                     Ok(m) => m,
                     Err(e) => return Ok(Err(format!("module {hash} does not compile: {e}"))),
                 };
-                match self.logic.switch_plugin(module) {
-                    Ok(info) if info.name == *name => {}
-                    Ok(info) => {
-                        return Err(io_err(format!(
-                            "plugin {name} now calls itself {}",
-                            info.name
-                        )));
-                    }
+                match self.logic.switch_plugin(module, Some(name)) {
+                    Ok(_) => {}
                     Err(LogicError::Refused(e)) => return refused(e),
                     Err(e) => return Err(io_err(e)),
                 }
@@ -634,7 +618,7 @@ impl StateMachine {
                     .ok_or_else(|| format!("no module {hash} has been uploaded"))
                     .and_then(|r| {
                         let module = self.cache.compiled(&r.bytes)?;
-                        let logic = fork_with(&mut self.logic, &module)?;
+                        let logic = fork_with(&mut self.logic, &module, here(&self.shared))?;
                         Ok((r, module, logic))
                     });
                 let since = self.shared.read().applied_index();
@@ -661,18 +645,68 @@ impl StateMachine {
     }
 }
 
+/// Module chunks and finished uploads in the replicated module state. Pure: the canary
+/// replays uploads through it too.
+pub fn record_upload(modules: &mut Modules, index: u64, now: u64, op: Op) -> Response {
+    match op {
+        Op::ModuleChunk { hash, offset, data } => {
+            match modules.add_chunk(&hash, offset, &data.0, now) {
+                Ok(()) => Response::Applied,
+                Err(e) => Response::ModuleRefused(e),
+            }
+        }
+        Op::ModuleUpload {
+            hash,
+            kind,
+            name,
+            version,
+            snapshot_format,
+        } => match modules.finish_upload(&hash) {
+            Ok(bytes) => {
+                modules.add(ModuleRecord {
+                    hash: hash.clone(),
+                    kind,
+                    name,
+                    version,
+                    snapshot_format,
+                    size: bytes.0.len(),
+                    uploaded_index: index,
+                    uploaded_ms: now,
+                    bytes,
+                });
+                Response::ModuleUploaded(hash)
+            }
+            Err(e) => Response::ModuleRefused(e),
+        },
+        _ => Response::Applied,
+    }
+}
+
+/// An upload that did not finish within this long (entry time) is forgotten.
+pub const UPLOAD_TTL_MS: u64 = 10 * 60 * 1000;
+
 /// Room for new password hash jobs.
 pub fn hash_room(st: &Replicated) -> usize {
     MAX_PENDING_HASHES.saturating_sub(st.hash_jobs.len())
 }
 
-/// A copy of `logic` running `module` (the logic or a plugin) instead of the active one.
-pub fn fork_with(logic: &mut Logic, module: &Compiled) -> Result<Logic, String> {
+/// A copy of `logic` running `module` (the logic or a plugin) instead of the active one;
+/// `ctx` is where it starts.
+pub fn fork_with(logic: &mut Logic, module: &Compiled, ctx: Context) -> Result<Logic, String> {
     let forked = match module {
-        Compiled::Logic(m) => logic.fork(Some(m.clone()), None),
-        Compiled::Plugin(p) => logic.fork(None, Some(p.clone())),
+        Compiled::Logic(m) => logic.fork(Some(m.clone()), None, ctx),
+        Compiled::Plugin(p) => logic.fork(None, Some(p.clone()), ctx),
     };
     forked.map_err(|e| e.to_string())
+}
+
+/// Where the state is now (the entry last applied), for a fork.
+fn here(shared: &Shared) -> Context {
+    let st = shared.read();
+    Context {
+        index: st.applied_index(),
+        time_ms: st.now_ms,
+    }
 }
 
 /// What the host does with a request before (or instead of) the logic.
@@ -774,7 +808,9 @@ pub fn decide(st: &Replicated, index: u64, now: u64, op: &Op) -> Decision {
                 },
             ));
         }
-        Op::ModuleUpload { .. } | Op::ModuleActivate { .. } => return Decision::Host,
+        Op::ModuleChunk { .. } | Op::ModuleUpload { .. } | Op::ModuleActivate { .. } => {
+            return Decision::Host;
+        }
     };
     Decision::Run(Start::Entry(irc::Entry {
         index,
@@ -827,8 +863,12 @@ pub fn absorb(st: &mut Replicated, index: u64, now: u64, op: Op, done: &Done) ->
         Op::Tick => {
             st.hash_jobs
                 .retain(|j| j.time_ms.saturating_add(PENDING_HASH_TTL_MS) > now);
+            st.modules.expire_uploads(now, UPLOAD_TTL_MS);
         }
-        Op::DeleteSession { .. } | Op::ModuleUpload { .. } | Op::ModuleActivate { .. } => {}
+        Op::DeleteSession { .. }
+        | Op::ModuleChunk { .. }
+        | Op::ModuleUpload { .. }
+        | Op::ModuleActivate { .. } => {}
     }
     for HashJob {
         service,
@@ -851,6 +891,16 @@ pub fn absorb(st: &mut Replicated, index: u64, now: u64, op: Op, done: &Done) ->
         st.sessions.remove(closed);
     }
     response
+}
+
+/// The host's state after the logic rejected an entry: nothing changes, except that a
+/// hash answer that made the logic fail is not asked for again (the plugin's request
+/// times out instead of the leader retrying a message of death forever). Pure.
+pub fn absorb_rejected(st: &mut Replicated, op: &Op) {
+    if let Op::PasswordHashed { service, id, .. } = op {
+        st.hash_jobs
+            .retain(|j| !(j.service == *service && j.id == *id));
+    }
 }
 
 /// Rejected entries kept for operators (the newest).
@@ -906,6 +956,7 @@ fn describe_input(op: &Op) -> String {
         Op::DeleteSession { quit_message, .. } => format!("delete session: {quit_message}"),
         Op::Tick => "tick".into(),
         Op::Config { revision, .. } => format!("configuration revision {revision}"),
+        Op::ModuleChunk { hash, offset, .. } => format!("chunk of module {hash} at {offset}"),
         Op::ModuleUpload { version, .. } => format!("upload of module {version}"),
         Op::ModuleActivate { hash } => format!("activation of module {hash}"),
         Op::PasswordHashed { service, id, .. } => format!("password hash {id} for {service}"),
@@ -970,7 +1021,7 @@ impl Shadow {
 
     /// After a switch of an active module: start again from the active state.
     fn reseed(&mut self, active: &mut Logic, shared: &Shared) {
-        match fork_with(active, &self.module) {
+        match fork_with(active, &self.module, here(shared)) {
             Ok(l) => self.logic = l,
             Err(e) => shared.shadow_status().error = Some(e),
         }

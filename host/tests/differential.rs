@@ -105,7 +105,7 @@ fn services_run_the_same_in_wasm() {
         let t = Transcript::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut logic = Logic::new(common::module(), Limits::default()).unwrap();
         for p in &plugins {
-            logic.switch_plugin(p.clone()).unwrap();
+            logic.switch_plugin(p.clone(), None).unwrap();
         }
         let mut index = 1;
         let ctx = Context {

@@ -3,9 +3,9 @@
 //!
 //! - `fixture-reply`: the VERSION reply reads differently (and the module version says
 //!   so); everything else is identical.
-//! - `fixture-panic`: the line `FIXTURE PANIC` panics (a wasm trap); so does applying a
-//!   service's NOTICE that mentions `FIXTURE` (a trap in the middle of an entry, after a
-//!   plugin ran: the plugin must be rolled back too).
+//! - `fixture-panic`: the line `FIXTURE PANIC` panics (a wasm trap); so does a service
+//!   logging a session in to the account `FIXTURE` (a trap in the middle of an entry,
+//!   after a plugin changed its state: the plugin must be rolled back too).
 //! - `fixture-loop`: the line `FIXTURE LOOP` never returns (runs out of fuel).
 //! - `fixture-alloc`: the line `FIXTURE ALLOC` allocates without bound (out of memory).
 //! - `fixture-format2`: claims snapshot format 2 without a migration from format 1, so
@@ -31,9 +31,9 @@ pub(crate) fn misbehave(line: &str) {
     }
 }
 
-/// Runs the panic fixture's misbehaviour when a service's notice mentions `FIXTURE`.
-pub(crate) fn misbehave_on_notice(text: &str) {
-    if cfg!(feature = "fixture-panic") && text.contains("FIXTURE") {
-        panic!("fixture-panic: a service's notice mentions FIXTURE");
+/// Runs the panic fixture's misbehaviour when a service logs a session in to `FIXTURE`.
+pub(crate) fn misbehave_on_login(account: &str) {
+    if cfg!(feature = "fixture-panic") && account == "FIXTURE" {
+        panic!("fixture-panic: a login to the account FIXTURE");
     }
 }

@@ -256,6 +256,7 @@ pub(crate) fn apply_actions(
         match action {
             Action::Notice { to, text } => notice(state, out, &svc, to, &text),
             Action::SetAccount { session, account } => {
+                crate::fixtures::misbehave_on_login(account.as_deref().unwrap_or(""));
                 set_account(state, out, session, account.as_deref())
             }
             Action::ForceNick { session, nick } => force_nick(state, out, session, &nick),
@@ -319,7 +320,6 @@ pub(crate) fn failed(
 }
 
 fn notice(state: &State, out: &mut Output, svc: &Service, to: SessionId, text: &str) {
-    crate::fixtures::misbehave_on_notice(text);
     let Some(s) = state.sessions.get(&to) else {
         return;
     };
