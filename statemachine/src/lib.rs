@@ -12,6 +12,7 @@
 //!
 //! The same code compiles natively (for fast unit and golden tests) and to wasm.
 
+mod bans;
 mod casemap;
 mod commands;
 mod config;
@@ -21,6 +22,7 @@ pub mod fuzzing;
 mod message;
 mod numeric;
 mod output;
+mod ratelimit;
 mod server;
 mod state;
 mod timefmt;
