@@ -20,6 +20,7 @@ mod fixtures;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod message;
+mod migrate;
 mod numeric;
 mod output;
 mod ratelimit;
@@ -48,13 +49,14 @@ pub const MODULE_VERSION: &str = if cfg!(feature = "fixture-reply") {
 } else {
     env!("CARGO_PKG_VERSION")
 };
-/// The snapshot format [`Server::snapshot`] writes and [`Server::restore`] reads. The
-/// `fixture-format2` test fixture claims format 2 without a migration from 1, so it
-/// refuses every existing state (a module the host must not switch to).
+/// The snapshot format [`Server::snapshot`] writes. [`Server::restore`] reads it and the
+/// older formats (1: before the abuse protection; see `migrate`). The `fixture-format2`
+/// test fixture claims a newer format without any migration, so it refuses every existing
+/// state (a module the host must not switch to).
 pub const SNAPSHOT_FORMAT: u32 = if cfg!(feature = "fixture-format2") {
-    2
+    3
 } else {
-    1
+    2
 };
 
 /// A session id, chosen by the host. Opaque to the logic.

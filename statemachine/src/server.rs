@@ -113,14 +113,19 @@ impl Server {
             return Err(RestoreError::Empty);
         };
         let format = u32::from_le_bytes(*format);
-        if format != SNAPSHOT_FORMAT {
-            return Err(RestoreError::UnsupportedFormat {
-                found: format,
-                supported: SNAPSHOT_FORMAT,
-            });
-        }
-        let state: State =
-            postcard::from_bytes(body).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
+        let corrupt = |e: postcard::Error| RestoreError::Corrupt(e.to_string());
+        let state: State = match format {
+            SNAPSHOT_FORMAT => postcard::from_bytes(body).map_err(corrupt)?,
+            1 if !cfg!(feature = "fixture-format2") => {
+                crate::migrate::from_v1(body).map_err(corrupt)?
+            }
+            _ => {
+                return Err(RestoreError::UnsupportedFormat {
+                    found: format,
+                    supported: SNAPSHOT_FORMAT,
+                });
+            }
+        };
         Ok(Server { state })
     }
 }
