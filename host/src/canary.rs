@@ -21,7 +21,7 @@ use crate::logic::{Logic, LogicError};
 use crate::modules::{Activation, ModuleBytes, ModuleRecord, Modules};
 use crate::raft::{Op, Request, TypeConfig};
 use crate::runtime::{self, Limits, LogicModule, Outcome};
-use crate::sm::{Decision, Replicated, SnapshotData, absorb, decide};
+use crate::sm::{Decision, Replicated, SnapshotData, absorb, absorb_rejected, decide};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CanaryError {
@@ -607,7 +607,7 @@ pub fn replay(
                     old_logic.set_limits(next);
                 }
             }
-            Err(LogicError::Rejected { .. }) => {}
+            Err(LogicError::Rejected { .. }) => absorb_rejected(&mut st, now, &req.op),
             Err(e) => {
                 failure = Some(CanaryError::Runtime {
                     which: "old",

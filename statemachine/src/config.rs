@@ -172,8 +172,9 @@ impl Config {
     }
 }
 
-/// `line L, column C: message`, from the parser's span.
-fn describe(text: &str, e: &toml::de::Error) -> String {
+/// `line L, column C: message`, from the parser's span (the host reports its own keys'
+/// errors the same way).
+pub fn describe(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim().replace('\n', " ");
     match e.span() {
         Some(span) => {

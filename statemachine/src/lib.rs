@@ -29,7 +29,7 @@ mod state;
 mod timefmt;
 pub mod transcript;
 
-pub use config::{Config, ConfigError, parse_duration_ms};
+pub use config::{Config, ConfigError, describe as describe_toml_error, parse_duration_ms};
 pub use server::{RestoreError, Server};
 
 /// The module's name as reported through the WIT `info` export.
