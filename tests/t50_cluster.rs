@@ -97,6 +97,8 @@ async fn removepeer_refuses_to_break_the_quorum() {
     let _serial = harness::exclusive().await;
     let tmp = tempdir();
     let mut cluster = TestCluster::start(tmp.path(), 3).await;
+    // A line every 200 ms for the whole restart: more than the throttle lets through.
+    cluster.http(0).await.no_throttle().await;
     let ops = ops(&cluster);
     let leader = cluster.wait_converged(WAIT).await;
     let followers: Vec<usize> = (0..3)
@@ -131,6 +133,8 @@ async fn rolling_restart_keeps_serving() {
     let _serial = harness::exclusive().await;
     let tmp = tempdir();
     let mut cluster = TestCluster::start(tmp.path(), 3).await;
+    // A line every 200 ms for the whole restart: more than the throttle lets through.
+    cluster.http(0).await.no_throttle().await;
     let ops = ops(&cluster);
     let nodes: Vec<&harness::TestNode> = cluster.nodes.iter().collect();
     let bridge = TestBridge::start(&nodes, &cluster.cert, &tmp.path().join("bridge.log"));
