@@ -261,6 +261,22 @@ impl Http {
         }
     }
 
+    /// A client for a node at `addr` whose certificate `ca` signs (a localnet's node).
+    pub fn for_address(addr: &str, ca: &Path) -> Http {
+        let tls = unsplit_host::tls::client_config(ca).expect("client TLS");
+        Http {
+            client: https_client(tls),
+            base: format!("https://{addr}"),
+            auth: basic_auth(PASSWORD),
+        }
+    }
+
+    /// The same client with another network password.
+    pub fn with_password(mut self, password: &str) -> Http {
+        self.auth = basic_auth(password);
+        self
+    }
+
     pub async fn request(
         &self,
         method: &str,
