@@ -322,3 +322,80 @@ mod tests {
         }
     }
 }
+
+/// docs/network-config.toml, the fully commented example, must stay valid and true.
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../docs/network-config.toml");
+
+    #[test]
+    fn the_documented_example_passes_both_validators_with_the_defaults() {
+        let host = NetConfig::check(EXAMPLE).unwrap();
+        let logic = unsplit_statemachine::Config::from_toml(EXAMPLE).unwrap();
+        // Every scalar in the example is its default; only the tables show examples.
+        assert_eq!(
+            NetConfig {
+                trusted_bridges: BTreeMap::new(),
+                ..host.clone()
+            },
+            NetConfig::default()
+        );
+        assert_eq!(host.trusted_bridges.len(), 1);
+        assert_eq!(
+            unsplit_statemachine::Config {
+                irc: Default::default(),
+                banned: Default::default(),
+                ..logic.clone()
+            },
+            unsplit_statemachine::Config::default()
+        );
+        assert_eq!(logic.irc.operators.len(), 1);
+        assert_eq!(logic.banned.len(), 1);
+        // Every key the code reads is documented.
+        for key in [
+            "Network",
+            "ServerName",
+            "Motd",
+            "SessionExpiration",
+            "RegistrationTimeout",
+            "MaxChannelsPerSession",
+            "MaxChannels",
+            "PostMessageCooloff",
+            "MaxSessions",
+            "MaxSessionsPerAddress",
+            "WhitelistedOrigins",
+            "UnregisteredLines",
+            "NickChanges",
+            "NickChangeInterval",
+            "Joins",
+            "JoinInterval",
+            "FuelPerEntry",
+            "MemoryMiB",
+        ] {
+            assert!(
+                EXAMPLE.contains(&format!("\n{key} = ")),
+                "{key} is not in docs/network-config.toml"
+            );
+        }
+        for table in [
+            "[IRC]",
+            "[[IRC.Operators]]",
+            "[TrustedBridges]",
+            "[Banned]",
+            "[Flood]",
+            "[Logic]",
+            "[Plugins]",
+        ] {
+            assert!(EXAMPLE.contains(&format!("\n{table}\n")), "{table}");
+        }
+    }
+
+    #[test]
+    fn a_new_network_starts_with_a_valid_configuration() {
+        let text = NetConfig::initial_toml("example");
+        assert_eq!(NetConfig::check(&text).unwrap().network, "example");
+        assert!(unsplit_statemachine::Config::from_toml(&text).is_ok());
+    }
+}
