@@ -185,11 +185,27 @@ async fn session_limits_cors_kill_and_bans_through_a_trusted_bridge() {
         .expect_err("third from .7");
     assert_eq!(r.status, 429, "{r:?}");
     assert!(r.body.contains("MaxSessionsPerAddress"), "{r:?}");
-    // Without the bridge's secret, X-Forwarded-For is ignored: the TCP peer counts.
-    let untrusted = http
-        .try_create_session(&[("X-Forwarded-For", "192.0.2.7")])
+    // A create another node forwarded carries the address that node saw, vouched for
+    // with the network password: it counts.
+    let node_auth = unsplit_host::network::basic_auth(harness::PASSWORD);
+    let r = http
+        .try_create_session(&[
+            ("X-Unsplit-Client-Address", "192.0.2.7"),
+            ("X-Unsplit-Node-Auth", &node_auth),
+        ])
         .await
-        .expect("an untrusted X-Forwarded-For is not 192.0.2.7");
+        .expect_err("forwarded for .7");
+    assert_eq!(r.status, 429, "{r:?}");
+    // Without the bridge's secret, X-Forwarded-For is ignored, and so is a node's header
+    // without the network password: the TCP peer counts.
+    let untrusted = http
+        .try_create_session(&[
+            ("X-Forwarded-For", "192.0.2.7"),
+            ("X-Unsplit-Client-Address", "192.0.2.7"),
+            ("X-Unsplit-Node-Auth", "Basic d3Jvbmc="),
+        ])
+        .await
+        .expect("untrusted headers do not make it 192.0.2.7");
     let other = via_bridge(&http, "192.0.2.8").await.expect("from .8");
     // Five sessions: the network is full.
     let r = via_bridge(&http, "192.0.2.9").await.expect_err("a sixth");

@@ -106,6 +106,10 @@ pub struct ApiParts {
 
 /// Marks a request one node forwarded to the leader (never forwarded twice).
 const FORWARDED: &str = "X-Unsplit-Forwarded";
+/// On a forwarded session create: the client's address as the forwarding node saw it,
+/// and that node's proof (the network password's basic auth) that the leader may use it.
+const CLIENT_ADDRESS: &str = "X-Unsplit-Client-Address";
+const NODE_AUTH: &str = "X-Unsplit-Node-Auth";
 
 impl Api {
     pub fn new(parts: ApiParts) -> Api {
@@ -294,7 +298,7 @@ impl Api {
 
     async fn public(
         self: Arc<Self>,
-        req: http::Request<Incoming>,
+        mut req: http::Request<Incoming>,
         rest: &str,
         peer: SocketAddr,
     ) -> http::Response<ApiBody> {
@@ -305,6 +309,17 @@ impl Api {
                 self.wait_for_leader(None, LEADER_WAIT).await;
             }
             if let Some(leader) = self.leader_elsewhere() {
+                if rest == "session" {
+                    // The leader sees this node as the peer: tell it the client's address.
+                    let addr = self.client_address(req.headers(), peer);
+                    let auth = crate::network::basic_auth(&self.password);
+                    let headers = req.headers_mut();
+                    for (name, value) in [(CLIENT_ADDRESS, addr), (NODE_AUTH, auth)] {
+                        if let Ok(v) = HeaderValue::from_str(&value) {
+                            headers.insert(name, v);
+                        }
+                    }
+                }
                 return self.forward(&leader, req).await;
             }
         }
@@ -395,6 +410,20 @@ impl Api {
     /// The client's address: the TCP peer, or `X-Forwarded-For` from a trusted bridge.
     /// Session limits per address and bans (GLINE, `[Banned]`) go by it.
     fn client_address(&self, headers: &HeaderMap, peer: SocketAddr) -> String {
+        // A create forwarded by another node of the network carries the address that node
+        // saw (authenticated with the network password).
+        let from_node = headers.get(NODE_AUTH).is_some_and(|v| {
+            let expected = crate::network::basic_auth(&self.password);
+            constant_time_eq(v.as_bytes(), expected.as_bytes())
+        });
+        if from_node
+            && let Some(addr) = headers
+                .get(CLIENT_ADDRESS)
+                .and_then(|v| v.to_str().ok())
+                .and_then(canonical_address)
+        {
+            return addr;
+        }
         let bridge = headers
             .get(protocol::BRIDGE_AUTH)
             .and_then(|v| v.to_str().ok());
@@ -1338,6 +1367,9 @@ impl Api {
                 protocol::SESSION_AUTH,
                 protocol::BRIDGE_AUTH,
                 "X-Forwarded-For",
+                crate::admin::CONFIG_REVISION,
+                CLIENT_ADDRESS,
+                NODE_AUTH,
             ] {
                 if let Some(v) = parts.headers.get(name) {
                     out = out.header(name, v);
@@ -1375,6 +1407,7 @@ impl Api {
             };
             let status = reply.status();
             let content_type = reply.headers().get(header::CONTENT_TYPE).cloned();
+            let revision = reply.headers().get(crate::admin::CONFIG_REVISION).cloned();
             let body = match Limited::new(reply.into_body(), 1 << 20).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(e) => {
@@ -1388,6 +1421,9 @@ impl Api {
             *r.status_mut() = status;
             if let Some(ct) = content_type {
                 r.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            if let Some(rev) = revision {
+                r.headers_mut().insert(crate::admin::CONFIG_REVISION, rev);
             }
             if let Ok(v) = HeaderValue::from_str(&format!("//{leader}{path}")) {
                 r.headers_mut().insert(header::CONTENT_LOCATION, v);
