@@ -70,8 +70,9 @@ pub(crate) const MAX_BAN_MASK: usize = 100;
 /// Longest ban reason, in bytes (the `ERROR` line must stay within 512 bytes).
 pub(crate) const MAX_BAN_REASON: usize = 300;
 
-/// Whether `mask` is usable as an address ban: an address or a glob over addresses
-/// (`*`, `?`), never only wildcards and separators (that would ban everyone).
+/// Whether `mask` is usable as an address ban: an address, a glob over addresses (`*`,
+/// `?`) or a CIDR block (`192.0.2.0/24`); never only wildcards and separators (that would
+/// ban everyone).
 pub(crate) fn valid_address_mask(mask: &str) -> bool {
     !mask.is_empty()
         && mask.len() <= MAX_BAN_MASK
@@ -79,6 +80,7 @@ pub(crate) fn valid_address_mask(mask: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"*?.:-_/[]".contains(&b))
         && mask.bytes().any(|b| b.is_ascii_alphanumeric())
+        && crate::bans::valid_block(mask)
 }
 
 /// The configuration fields the IRC logic uses.
@@ -158,8 +160,8 @@ impl Config {
         for (mask, reason) in &self.banned {
             if !valid_address_mask(mask) {
                 return Err(ConfigError::Invalid(format!(
-                    "Banned: {mask:?} is not an address or address mask (letters, digits, \
-                     `.:-_/[]`, wildcards `*` `?`; at most {MAX_BAN_MASK} bytes, not only wildcards)"
+                    "Banned: {mask:?} is not an address, address mask or CIDR block (letters, \
+                     digits, `.:-_/[]`, wildcards `*` `?`; at most {MAX_BAN_MASK} bytes, not only wildcards)"
                 )));
             }
             if reason.len() > MAX_BAN_REASON || reason.contains(['\r', '\n', '\0']) {
@@ -309,6 +311,8 @@ mod tests {
             assert!(e.to_string().contains("Banned"), "{bad}: {e}");
         }
         assert!(valid_address_mask("2001:db8::*"));
+        assert!(valid_address_mask("192.0.2.0/24"));
+        assert!(!valid_address_mask("192.0.2.0/99"));
     }
 
     #[test]

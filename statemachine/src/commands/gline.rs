@@ -2,13 +2,14 @@
 //! optional duration) and kills every session from it. `GLINE <nick> …` bans that user's
 //! address: for a session through a trusted bridge, the address the bridge forwarded.
 //!
-//! `GLINE <nick|address mask> [<duration>] :<reason>`; without parameters, the list of
+//! `GLINE <nick|address mask|CIDR block> [<duration>] :<reason>`; without parameters, the list of
 //! address bans (the configuration's `[Banned]` and the G-lines) as `STATS g` shows them.
 
 use super::Ctx;
 use super::away::truncate;
 use super::kill;
-use crate::casemap::{fold, wildcard_match};
+use crate::bans::covers;
+use crate::casemap::fold;
 use crate::config::{MAX_BAN_REASON, parse_duration_ms, valid_address_mask};
 use crate::message::Message;
 use crate::numeric::*;
@@ -52,7 +53,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
             notice(
                 ctx,
                 &format!(
-                    "*** GLINE: {} is not an address or address mask (like 192.0.2.7 or 192.0.2.*)",
+                    "*** GLINE: {} is not an address or address mask (like 192.0.2.7, 192.0.2.* or 192.0.2.0/24)",
                     truncate(target, 64)
                 ),
             );
@@ -63,7 +64,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         ctx.no_such_nick(target);
         return;
     };
-    if wildcard_match(&mask, &ctx.me().remote_addr) {
+    if covers(&mask, &ctx.me().remote_addr) {
         notice(
             ctx,
             &format!("*** GLINE: {mask} matches your own address; not set"),
@@ -91,7 +92,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         .state
         .sessions
         .values()
-        .filter(|s| wildcard_match(&mask, &s.remote_addr))
+        .filter(|s| covers(&mask, &s.remote_addr))
         .map(|s| s.id)
         .collect();
     for &victim in &victims {
