@@ -467,11 +467,11 @@ impl Api {
         // PostMessageCooloff): the entry time the leader stamps is never earlier than the
         // replicated state allows.
         let gate = self.post_gate(session);
-        let turn = gate.lock().await;
+        let turn = gate.gate.lock().await;
         self.throttle(session).await;
         let result = self.propose(op).await;
         drop(turn);
-        self.release_post_gate(session, gate);
+        drop(gate);
         match result {
             Ok(Response::Applied | Response::Duplicate | Response::Rejected(_)) => {
                 full(StatusCode::OK, "text/plain", "")
@@ -482,17 +482,14 @@ impl Api {
         }
     }
 
-    fn post_gate(&self, session: u64) -> Arc<tokio::sync::Mutex<()>> {
+    /// The session's post gate; dropping the handle (also when the client went away
+    /// mid-wait) forgets the gate once no other post holds or waits for it.
+    fn post_gate(&self, session: u64) -> PostGate<'_> {
         let mut gates = self.post_gates.lock().unwrap_or_else(|e| e.into_inner());
-        gates.entry(session).or_default().clone()
-    }
-
-    /// Forgets a session's gate once no post holds or waits for it.
-    fn release_post_gate(&self, session: u64, gate: Arc<tokio::sync::Mutex<()>>) {
-        let mut gates = self.post_gates.lock().unwrap_or_else(|e| e.into_inner());
-        // The map's reference and ours: nobody else is waiting.
-        if Arc::strong_count(&gate) == 2 {
-            gates.remove(&session);
+        PostGate {
+            api: self,
+            session,
+            gate: gates.entry(session).or_default().clone(),
         }
     }
 
@@ -1642,6 +1639,27 @@ async fn read_addr(req: http::Request<Incoming>) -> Result<String, http::Respons
         return Err(text(StatusCode::BAD_REQUEST, "Addr must be host:port"));
     }
     Ok(parsed.addr)
+}
+
+/// A hold on one session's post gate (see [`Api::post_gate`]).
+struct PostGate<'a> {
+    api: &'a Api,
+    session: u64,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for PostGate<'_> {
+    fn drop(&mut self) {
+        let mut gates = self
+            .api
+            .post_gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // The map's reference and ours: nobody else holds or waits for it.
+        if Arc::strong_count(&self.gate) == 2 {
+            gates.remove(&self.session);
+        }
+    }
 }
 
 /// The methods of the public API, for CORS.
