@@ -1,12 +1,14 @@
 //! `unsplit localnet --detach` starts a three-node network a person can chat on,
-//! describes it in localnet.json, and `--stop` stops everything it lists.
+//! describes it in localnet.json, trusts its bridge, and `--stop` stops everything it
+//! lists.
 
 mod harness;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::{IrcClient, free_port, tempdir, unsplit};
+use harness::{Http, IrcClient, free_port, tempdir, unsplit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn localnet_starts_describes_and_stops() {
@@ -49,6 +51,27 @@ async fn localnet_starts_describes_and_stops() {
     let pids: Vec<u64> = std::iter::once(json["bridge"]["pid"].as_u64().unwrap())
         .chain(nodes.iter().map(|n| n["pid"].as_u64().unwrap()))
         .collect();
+
+    // The localnet's bridge is a trusted bridge: its secret is in the configuration and in
+    // a bridge-auth file only the owner may read.
+    let mode = std::fs::metadata(dir.join("bridge-auth"))
+        .expect("bridge-auth")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "bridge-auth mode {mode:o}");
+    let secret = std::fs::read_to_string(dir.join("bridge-secret")).expect("bridge-secret");
+    let node1 = Http::for_address(
+        nodes[0]["addr"].as_str().unwrap(),
+        std::path::Path::new(json["ca_cert"].as_str().unwrap()),
+    )
+    .with_password(json["password"].as_str().unwrap());
+    let config = node1.private_get("/config", "application/toml").await;
+    assert!(
+        config
+            .body
+            .contains(&format!("{:?} = \"localnet bridge\"", secret.trim())),
+        "{config:?}"
+    );
 
     let mut client = IrcClient::connect(&irc).await;
     client.register("visitor").await;

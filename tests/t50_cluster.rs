@@ -45,6 +45,26 @@ async fn writes_on_a_follower_are_forwarded_to_the_leader() {
     // The follower serves the session's stream itself.
     let mut stream = http.stream(&s, "0.0").await;
     stream.lines_until(" 001 viaf ", WAIT).await;
+
+    // A configuration edit through the follower keeps its revision header both ways.
+    const SECRET: &str = "t50-trusted-bridge-secret-0123456789";
+    http.set_config_key("MaxSessionsPerAddress", "1").await;
+    http.edit_config(|c| format!("{c}\n[TrustedBridges]\n{SECRET:?} = \"t50\"\n"))
+        .await;
+    // A create forwarded by the follower counts the client's address, not the follower's:
+    // two clients of a trusted bridge get a session each, the same client no second one.
+    let via = |addr: &'static str| {
+        let http = http.clone();
+        async move {
+            http.try_create_session(&[("X-Bridge-Auth", SECRET), ("X-Forwarded-For", addr)])
+                .await
+        }
+    };
+    via("192.0.2.1").await.expect("first client");
+    via("192.0.2.2").await.expect("second client");
+    let r = via("192.0.2.1").await.expect_err("the first client again");
+    assert_eq!(r.status, 429, "{r:?}");
+    assert!(r.body.contains("192.0.2.1"), "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,6 +117,8 @@ async fn removepeer_refuses_to_break_the_quorum() {
     let _serial = harness::exclusive().await;
     let tmp = tempdir();
     let mut cluster = TestCluster::start(tmp.path(), 3).await;
+    // A line every 200 ms for the whole restart: more than the throttle lets through.
+    cluster.http(0).await.no_throttle().await;
     let ops = ops(&cluster);
     let leader = cluster.wait_converged(WAIT).await;
     let followers: Vec<usize> = (0..3)
@@ -131,6 +153,8 @@ async fn rolling_restart_keeps_serving() {
     let _serial = harness::exclusive().await;
     let tmp = tempdir();
     let mut cluster = TestCluster::start(tmp.path(), 3).await;
+    // A line every 200 ms for the whole restart: more than the throttle lets through.
+    cluster.http(0).await.no_throttle().await;
     let ops = ops(&cluster);
     let nodes: Vec<&harness::TestNode> = cluster.nodes.iter().collect();
     let bridge = TestBridge::start(&nodes, &cluster.cert, &tmp.path().join("bridge.log"));

@@ -53,6 +53,8 @@ async fn hot_swap_and_rollback_on_three_nodes_under_traffic() {
     let nodes: Vec<&TestNode> = cluster.nodes.iter().collect();
     let ca = cluster.cert.clone();
     let http = cluster.http(1).await;
+    // The talker below sends 150 lines in a row.
+    http.no_throttle().await;
     let (alice, mut alice_stream) = user(&http, "alice").await;
     let (_bob, mut bob_stream) = user(&http, "bob").await;
     let before = version(&http, &alice, &mut alice_stream).await;
@@ -139,10 +141,15 @@ async fn messages_of_death_are_rejected_on_every_node_alike() {
         .await;
     assert_eq!(r.status, 400, "{r:?}");
     assert!(r.body.contains("not a usable unsplit component"), "{r:?}");
-    // Limits that stop the loop and the allocation quickly, even on a busy machine.
+    // Limits that stop the loop and the allocation quickly, even on a busy machine; no
+    // throttle between the messages of death.
     http.edit_config(|c| {
         c.replace("FuelPerEntry = 2000000000", "FuelPerEntry = 200000000")
             .replace("MemoryMiB = 512", "MemoryMiB = 64")
+            .replace(
+                "PostMessageCooloff = \"500ms\"",
+                "PostMessageCooloff = \"0\"",
+            )
     })
     .await;
     let mut index = 0;

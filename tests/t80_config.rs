@@ -72,6 +72,22 @@ async fn revisions_refusals_editconfig_and_limits() {
     .await;
     assert_eq!(r.status, 400);
     assert!(r.body.contains("SessionExpiration"), "{r:?}");
+    // The host's own keys too: line and reason.
+    let r = post(
+        &http,
+        "2",
+        &lean.replace(
+            "PostMessageCooloff = \"500ms\"",
+            "PostMessageCooloff = \"1m\"",
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body
+            .contains("line 6: PostMessageCooloff = \"1m\" is longer"),
+        "{r:?}"
+    );
     let r = post(&http, "two", &lean).await;
     assert_eq!(r.status, 400);
     assert_eq!(get(&http).await, (2, lean.clone()));

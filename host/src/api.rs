@@ -70,6 +70,9 @@ pub struct Api {
     join_lock: tokio::sync::Mutex<NodeId>,
     /// Serialises module uploads on the leader (their chunks must not interleave).
     pub(crate) upload_lock: tokio::sync::Mutex<()>,
+    /// One post per session at a time on the leader, so parallel posts of one session
+    /// cannot pass the throttle together. Entries exist only while a post is in flight.
+    post_gates: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::ops::Deref for Api {
@@ -105,6 +108,10 @@ pub struct ApiParts {
 
 /// Marks a request one node forwarded to the leader (never forwarded twice).
 const FORWARDED: &str = "X-Unsplit-Forwarded";
+/// On a forwarded session create: the client's address as the forwarding node saw it,
+/// and that node's proof (the network password's basic auth) that the leader may use it.
+const CLIENT_ADDRESS: &str = "X-Unsplit-Client-Address";
+const NODE_AUTH: &str = "X-Unsplit-Node-Auth";
 
 impl Api {
     pub fn new(parts: ApiParts) -> Api {
@@ -118,6 +125,7 @@ impl Api {
             last_contact: Mutex::new(None),
             join_lock: tokio::sync::Mutex::new(0),
             upload_lock: tokio::sync::Mutex::new(()),
+            post_gates: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -216,7 +224,13 @@ impl Api {
             .and_then(|r| r.strip_prefix('/'))
         {
             let rest = rest.to_owned();
-            return self.public(req, &rest, peer).await;
+            let origin = req.headers().get(header::ORIGIN).cloned();
+            let response = if req.method() == Method::OPTIONS {
+                self.preflight(origin.as_ref())
+            } else {
+                self.clone().public(req, &rest, peer).await
+            };
+            return self.with_cors(response, origin);
         }
         if !self.authorized(req.headers()).await {
             let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized");
@@ -235,6 +249,10 @@ impl Api {
             (Method::POST, "/snapshot") => self.force_snapshot().await,
             (Method::GET, "/outputlog") => self.output_log(),
             (Method::POST, "/quit") => self.quit(),
+            (Method::POST, "/kill") => match self.leader_elsewhere() {
+                Some(leader) => self.forward(&leader, req).await,
+                None => self.kill(req).await,
+            },
             (Method::POST, "/part") => match self.leader_elsewhere() {
                 Some(leader) => self.forward(&leader, req).await,
                 None => self.part(req).await,
@@ -283,7 +301,7 @@ impl Api {
 
     async fn public(
         self: Arc<Self>,
-        req: http::Request<Incoming>,
+        mut req: http::Request<Incoming>,
         rest: &str,
         peer: SocketAddr,
     ) -> http::Response<ApiBody> {
@@ -294,6 +312,17 @@ impl Api {
                 self.wait_for_leader(None, LEADER_WAIT).await;
             }
             if let Some(leader) = self.leader_elsewhere() {
+                if rest == "session" {
+                    // The leader sees this node as the peer: tell it the client's address.
+                    let addr = self.client_address(req.headers(), peer);
+                    let auth = crate::network::basic_auth(&self.password);
+                    let headers = req.headers_mut();
+                    for (name, value) in [(CLIENT_ADDRESS, addr), (NODE_AUTH, auth)] {
+                        if let Ok(v) = HeaderValue::from_str(&value) {
+                            headers.insert(name, v);
+                        }
+                    }
+                }
                 return self.forward(&leader, req).await;
             }
         }
@@ -374,6 +403,7 @@ impl Api {
                     prefix,
                 })
             }
+            Ok(Response::SessionLimit(why)) => text(StatusCode::TOO_MANY_REQUESTS, why),
             Ok(Response::Rejected(reason)) => text(StatusCode::INTERNAL_SERVER_ERROR, reason),
             Ok(other) => unexpected(&other),
             Err(e) => e.response(),
@@ -381,7 +411,22 @@ impl Api {
     }
 
     /// The client's address: the TCP peer, or `X-Forwarded-For` from a trusted bridge.
+    /// Session limits per address and bans (GLINE, `[Banned]`) go by it.
     fn client_address(&self, headers: &HeaderMap, peer: SocketAddr) -> String {
+        // A create forwarded by another node of the network carries the address that node
+        // saw (authenticated with the network password).
+        let from_node = headers.get(NODE_AUTH).is_some_and(|v| {
+            let expected = crate::network::basic_auth(&self.password);
+            constant_time_eq(v.as_bytes(), expected.as_bytes())
+        });
+        if from_node
+            && let Some(addr) = headers
+                .get(CLIENT_ADDRESS)
+                .and_then(|v| v.to_str().ok())
+                .and_then(canonical_address)
+        {
+            return addr;
+        }
         let bridge = headers
             .get(protocol::BRIDGE_AUTH)
             .and_then(|v| v.to_str().ok());
@@ -394,8 +439,9 @@ impl Api {
                 .trusted_bridges
                 .contains_key(secret)
             && let Some(first) = forwarded.split(',').next()
+            && let Some(addr) = canonical_address(first)
         {
-            return first.trim().to_owned();
+            return addr;
         }
         peer.ip().to_string()
     }
@@ -420,7 +466,16 @@ impl Api {
             client_message_id: msg.client_message_id,
             data: line,
         };
-        match self.propose(op).await {
+        // One post of a session at a time, each waiting for the throttle (RobustIRC's
+        // PostMessageCooloff): the entry time the leader stamps is never earlier than the
+        // replicated state allows.
+        let gate = self.post_gate(session);
+        let turn = gate.gate.lock().await;
+        self.throttle(session).await;
+        let result = self.propose(op).await;
+        drop(turn);
+        drop(gate);
+        match result {
             Ok(Response::Applied | Response::Duplicate | Response::Rejected(_)) => {
                 full(StatusCode::OK, "text/plain", "")
             }
@@ -428,6 +483,143 @@ impl Api {
             Ok(other) => unexpected(&other),
             Err(e) => e.response(),
         }
+    }
+
+    /// The session's post gate; dropping the handle (also when the client went away
+    /// mid-wait) forgets the gate once no other post holds or waits for it.
+    fn post_gate(&self, session: u64) -> PostGate<'_> {
+        let mut gates = self.post_gates.lock().unwrap_or_else(|e| e.into_inner());
+        PostGate {
+            api: self,
+            session,
+            gate: gates.entry(session).or_default().clone(),
+        }
+    }
+
+    /// Waits until the session's next line may be proposed (`throttle`). Bounded by the
+    /// cooloff (plus a second for a leader whose clock is behind the previous one's).
+    async fn throttle(&self, session: u64) {
+        let (ready_at, cooloff) = {
+            let st = self.shared.read();
+            let cooloff = st.config().post_message_cooloff_ms;
+            match st.sessions.get(&session) {
+                Some(s) if cooloff > 0 => (s.throttle.ready_at(cooloff), cooloff),
+                _ => return,
+            }
+        };
+        let limit = Duration::from_millis(cooloff + 1000);
+        let started = Instant::now();
+        loop {
+            let now = now_ms();
+            if now >= ready_at || started.elapsed() >= limit {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(ready_at - now)).await;
+        }
+    }
+
+    /// CORS preflight (`OPTIONS`) of the public API: allowed for `WhitelistedOrigins`.
+    fn preflight(&self, origin: Option<&HeaderValue>) -> http::Response<ApiBody> {
+        match origin {
+            Some(o) if !self.origin_allowed(o) => text(
+                StatusCode::FORBIDDEN,
+                "this origin is not in the network's WhitelistedOrigins",
+            ),
+            _ => {
+                let mut r = full(StatusCode::NO_CONTENT, "text/plain", "");
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static(CORS_METHODS));
+                r
+            }
+        }
+    }
+
+    fn origin_allowed(&self, origin: &HeaderValue) -> bool {
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        let st = self.shared.read();
+        st.config().whitelisted_origins.iter().any(|o| o == origin)
+    }
+
+    /// RobustIRC's CORS headers for a whitelisted `Origin` (plus the methods, which
+    /// browsers need for DELETE, and `Vary`).
+    fn with_cors(
+        &self,
+        mut r: http::Response<ApiBody>,
+        origin: Option<HeaderValue>,
+    ) -> http::Response<ApiBody> {
+        let Some(origin) = origin.filter(|o| self.origin_allowed(o)) else {
+            return r;
+        };
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("X-Session-Auth, Accept, Content-Type"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(CORS_METHODS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+        r
+    }
+
+    /// `POST /kill` (form `session=0x…`, repeatable), as RobustIRC: each session is
+    /// deleted with the quit message "killed". 404 names the sessions that did not exist.
+    async fn kill(&self, req: http::Request<Incoming>) -> http::Response<ApiBody> {
+        let body = match read_body(req.into_body(), 64 << 10).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let form = String::from_utf8_lossy(&body);
+        let mut sessions = Vec::new();
+        for pair in form.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("session", v)) => match protocol::parse_session_id(v.trim()) {
+                    Some(id) => sessions.push(id),
+                    None => {
+                        return text(StatusCode::BAD_REQUEST, format!("invalid session id {v:?}"));
+                    }
+                },
+                _ => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!("expected session=0x… form fields, got {pair:?}"),
+                    );
+                }
+            }
+        }
+        if sessions.is_empty() {
+            return text(StatusCode::BAD_REQUEST, "expected session=0x… form fields");
+        }
+        let (mut report, mut missing) = (String::new(), false);
+        for session in sessions {
+            let op = Op::DeleteSession {
+                session,
+                quit_message: "killed".into(),
+            };
+            let id = protocol::format_session_id(session);
+            match self.propose(op).await {
+                Ok(Response::NoSuchSession) => {
+                    missing = true;
+                    report.push_str(&format!("{id}: no such session\n"));
+                }
+                Ok(_) => report.push_str(&format!("{id}: killed\n")),
+                Err(e) => return e.response(),
+            }
+        }
+        let status = if missing {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        full(status, "text/plain; charset=utf-8", report)
     }
 
     async fn delete_session(
@@ -1231,6 +1423,9 @@ impl Api {
                 protocol::SESSION_AUTH,
                 protocol::BRIDGE_AUTH,
                 "X-Forwarded-For",
+                crate::admin::CONFIG_REVISION,
+                CLIENT_ADDRESS,
+                NODE_AUTH,
             ] {
                 if let Some(v) = parts.headers.get(name) {
                     out = out.header(name, v);
@@ -1268,6 +1463,7 @@ impl Api {
             };
             let status = reply.status();
             let content_type = reply.headers().get(header::CONTENT_TYPE).cloned();
+            let revision = reply.headers().get(crate::admin::CONFIG_REVISION).cloned();
             let body = match Limited::new(reply.into_body(), 1 << 20).collect().await {
                 Ok(b) => b.to_bytes(),
                 Err(e) => {
@@ -1281,6 +1477,9 @@ impl Api {
             *r.status_mut() = status;
             if let Some(ct) = content_type {
                 r.headers_mut().insert(header::CONTENT_TYPE, ct);
+            }
+            if let Some(rev) = revision {
+                r.headers_mut().insert(crate::admin::CONFIG_REVISION, rev);
             }
             if let Ok(v) = HeaderValue::from_str(&format!("//{leader}{path}")) {
                 r.headers_mut().insert(header::CONTENT_LOCATION, v);
@@ -1501,6 +1700,49 @@ async fn read_addr(req: http::Request<Incoming>) -> Result<String, http::Respons
     Ok(parsed.addr)
 }
 
+/// A hold on one session's post gate (see [`Api::post_gate`]).
+struct PostGate<'a> {
+    api: &'a Api,
+    session: u64,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for PostGate<'_> {
+    fn drop(&mut self) {
+        let mut gates = self
+            .api
+            .post_gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // The map's reference and ours: nobody else holds or waits for it.
+        if Arc::strong_count(&self.gate) == 2 {
+            gates.remove(&self.session);
+        }
+    }
+}
+
+/// The methods of the public API, for CORS.
+const CORS_METHODS: &str = "GET, POST, DELETE, OPTIONS";
+
+/// A forwarded client address in one spelling: an IP address (also from `ip:port` or
+/// `[ip]:port`) as Rust prints it, or a short host-name-like token as given. `None` for
+/// anything else (the TCP peer counts then).
+fn canonical_address(forwarded: &str) -> Option<String> {
+    let forwarded = forwarded.trim();
+    if let Ok(ip) = forwarded.parse::<std::net::IpAddr>() {
+        return Some(ip.to_string());
+    }
+    if let Ok(sa) = forwarded.parse::<SocketAddr>() {
+        return Some(sa.ip().to_string());
+    }
+    let plausible = !forwarded.is_empty()
+        && forwarded.len() <= 100
+        && forwarded
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+    plausible.then(|| forwarded.to_owned())
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -1510,4 +1752,36 @@ pub fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_address;
+
+    #[test]
+    fn forwarded_addresses_have_one_spelling() {
+        assert_eq!(
+            canonical_address(" 192.0.2.7 ").as_deref(),
+            Some("192.0.2.7")
+        );
+        assert_eq!(
+            canonical_address("192.0.2.7:4000").as_deref(),
+            Some("192.0.2.7")
+        );
+        assert_eq!(
+            canonical_address("2001:DB8::1").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            canonical_address("[2001:db8::1]:6667").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(
+            canonical_address("client.example").as_deref(),
+            Some("client.example")
+        );
+        for bad in ["", "a b", "x*", "<script>", &"a".repeat(101)] {
+            assert_eq!(canonical_address(bad), None, "{bad}");
+        }
+    }
 }

@@ -821,7 +821,7 @@ pub fn replay(
                     old_logic.set_limits(next, next_plugins);
                 }
             }
-            Err(LogicError::Rejected { .. }) => absorb_rejected(&mut st, &req.op),
+            Err(LogicError::Rejected { .. }) => absorb_rejected(&mut st, now, &req.op),
             Err(e) => {
                 failure = Some(CanaryError::Runtime {
                     which: "old",

@@ -25,4 +25,5 @@ pub mod robustness;
 pub mod runtime;
 pub mod sm;
 pub mod snapshot;
+pub mod throttle;
 pub mod tls;

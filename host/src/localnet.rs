@@ -1,7 +1,8 @@
 //! `unsplit localnet`: a whole network on this machine, for trying unsplit and for
 //! scripts. Starts N node processes and a bridge (IRC on localhost:6667, SOCKS5 on
-//! localhost:1080 by default) with a generated certificate and password, and writes
-//! `DIR/localnet.json`:
+//! localhost:1080 by default) with a generated certificate and password. The bridge is a
+//! trusted bridge (`DIR/bridge-auth`, `[TrustedBridges]`), so session limits and bans go
+//! by the IRC clients' own addresses. Writes `DIR/localnet.json`:
 //!
 //! ```json
 //! {"network": "localnet", "password": "…", "ca_cert": "DIR/tls/cert.pem",
@@ -156,6 +157,7 @@ pub fn start(opts: &LocalnetOptions) -> Result<Localnet, LocalnetError> {
         });
     }
     wait_healthy(&nodes, &cert, &password, nodes.len())?;
+    let bridge_auth = trust_bridge(&opts.dir, &nodes, &cert, &password)?;
 
     let log = log_file(&opts.dir.join("bridge.log"))?;
     let mut cmd = Command::new(&exe);
@@ -173,7 +175,9 @@ pub fn start(opts: &LocalnetOptions) -> Result<Localnet, LocalnetError> {
         .arg("--listen")
         .arg(&opts.irc_listen)
         .arg("--socks")
-        .arg(&opts.socks_listen);
+        .arg(&opts.socks_listen)
+        .arg("--bridge-auth-file")
+        .arg(&bridge_auth);
     let bridge_pid = spawn(cmd, log)?;
     let localnet = Localnet {
         network: opts.network.clone(),
@@ -189,6 +193,131 @@ pub fn start(opts: &LocalnetOptions) -> Result<Localnet, LocalnetError> {
     wait_listening(&opts.irc_listen, bridge_pid, &opts.dir.join("bridge.log"))?;
     write(&opts.dir, &localnet)?;
     Ok(localnet)
+}
+
+/// The localnet's bridge is a trusted bridge (RobustIRC's localnet does the same): its
+/// secret is kept in `DIR/bridge-secret`, handed to the bridge in `DIR/bridge-auth` (both
+/// readable by the owner only), and listed under `[TrustedBridges]` in the network
+/// configuration, so limits and bans go by the IRC clients' addresses. Returns the
+/// bridge-auth file.
+fn trust_bridge(
+    dir: &Path,
+    nodes: &[NodeEntry],
+    ca: &Path,
+    password: &str,
+) -> Result<PathBuf, LocalnetError> {
+    let secret_file = dir.join("bridge-secret");
+    let secret = match std::fs::read_to_string(&secret_file) {
+        Ok(s) if s.trim().len() >= crate::netconfig::MIN_BRIDGE_SECRET => s.trim().to_owned(),
+        _ => {
+            let mut bytes = [0u8; 32];
+            rand::fill(&mut bytes[..]);
+            let s = hex::encode(bytes);
+            write_private(&secret_file, &s)?;
+            s
+        }
+    };
+    // The bridge looks its secret up by its --network value or by a node's address.
+    let list = nodes
+        .iter()
+        .map(|n| n.addr.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut auth = format!("# written by unsplit localnet\n{list}:{secret}\n");
+    for n in nodes {
+        auth.push_str(&format!("{}:{secret}\n", n.addr));
+    }
+    let auth_file = dir.join("bridge-auth");
+    write_private(&auth_file, &auth)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io("tokio runtime"))?;
+    let client = crate::network::https_client(crate::tls::client_config(ca)?);
+    let basic = crate::network::basic_auth(password);
+    let base = format!(
+        "https://{}",
+        nodes.first().map(|n| n.addr.as_str()).unwrap_or_default()
+    );
+    let setup = |e: String| LocalnetError::Setup(format!("trusting the bridge: {e}"));
+    runtime.block_on(async {
+        // A concurrent edit (revision mismatch) is retried once with the new revision.
+        for _ in 0..2 {
+            let req = http::Request::get(format!("{base}/config"))
+                .header(http::header::AUTHORIZATION, &basic)
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .map_err(|e| setup(e.to_string()))?;
+            let (status, headers, body) = send(&client, req).await.map_err(setup)?;
+            if status != 200 {
+                return Err(setup(format!("GET /config answered {status}: {body}")));
+            }
+            if body.contains(&secret) {
+                return Ok(());
+            }
+            let revision = headers
+                .get(crate::admin::CONFIG_REVISION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("0")
+                .to_owned();
+            let line = format!("{secret:?} = \"localnet bridge\"");
+            let edited = match body.find("\n[TrustedBridges]") {
+                Some(at) => {
+                    let after = at + "\n[TrustedBridges]".len();
+                    format!("{}\n{line}{}", &body[..after], &body[after..])
+                }
+                None => format!("{body}\n[TrustedBridges]\n{line}\n"),
+            };
+            let req = http::Request::post(format!("{base}/config"))
+                .header(http::header::AUTHORIZATION, &basic)
+                .header(crate::admin::CONFIG_REVISION, revision)
+                .body(http_body_util::Full::new(bytes::Bytes::from(edited)))
+                .map_err(|e| setup(e.to_string()))?;
+            let (status, _, body) = send(&client, req).await.map_err(setup)?;
+            if status == 200 {
+                return Ok(());
+            }
+            if !body.contains("Revision mismatch") {
+                return Err(setup(format!("POST /config answered {status}: {body}")));
+            }
+        }
+        Err(setup("the configuration kept changing".into()))
+    })?;
+    Ok(auth_file)
+}
+
+/// One request with a bounded wait; status, headers and the body as text.
+async fn send(
+    client: &crate::network::HttpsClient,
+    req: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<(u16, http::HeaderMap, String), String> {
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Writes a file only its owner may read (the bridge refuses others).
+fn write_private(path: &Path, text: &str) -> Result<(), LocalnetError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .map_err(io(format!("writing {}", path.display())))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .map_err(io(format!("restricting {}", path.display())))?;
+    f.write_all(text.as_bytes())
+        .map_err(io(format!("writing {}", path.display())))
 }
 
 fn log_file(path: &Path) -> Result<std::fs::File, LocalnetError> {

@@ -89,6 +89,9 @@ pub enum Response {
     Applied,
     /// A session was created with this id.
     SessionCreated(u64),
+    /// The session was not created: `MaxSessions` or `MaxSessionsPerAddress` is reached
+    /// (the API answers 429 with this text).
+    SessionLimit(String),
     /// The line repeated the session's last ClientMessageId and was dropped.
     Duplicate,
     /// The session does not exist (anymore).

@@ -36,6 +36,7 @@ use crate::raft::{
 };
 use crate::runtime::{Compiled, LogicModule, TrapKind};
 use crate::snapshot::SnapshotStore;
+use crate::throttle::Throttle;
 
 /// Password hashes pending at most (the leader computes them one after another); a
 /// plugin asking for more is answered "busy" at once.
@@ -66,6 +67,8 @@ pub struct SessionInfo {
     pub created_ms: u64,
     /// The ClientMessageId of the last line applied (one-deep dedup, as RobustIRC).
     pub last_client_message_id: u64,
+    /// When the leader may propose the session's next line (`PostMessageCooloff`).
+    pub throttle: Throttle,
 }
 
 /// The host's replicated state. Identical on every node after the same entries.
@@ -74,6 +77,9 @@ pub struct Replicated {
     pub last_applied: Option<LogId>,
     pub membership: StoredMembership,
     pub sessions: BTreeMap<u64, SessionInfo>,
+    /// Sessions per client address (`MaxSessionsPerAddress`), kept with `sessions` so a
+    /// reconnect storm does not count all sessions for every create.
+    pub sessions_per_address: BTreeMap<String, u32>,
     pub config_toml: String,
     pub config_revision: u64,
     /// `config_toml` as the host reads it (parsed once per config change).
@@ -338,7 +344,7 @@ impl StateMachine {
                     RejectedEntry::new(index, now, session, kind, &reason, &req.op, module, None);
                 record_rejection(&mut st, rejected);
                 st.rejected += 1;
-                absorb_rejected(&mut st, &req.op);
+                absorb_rejected(&mut st, now, &req.op);
                 counters.count_rejection(kind);
                 if session != 0 && st.sessions.contains_key(&session) {
                     let server = st.config().server_name.clone();
@@ -725,12 +731,17 @@ pub enum Decision {
 /// through it exactly as the node applied them.
 pub fn decide(st: &Replicated, index: u64, now: u64, op: &Op) -> Decision {
     let (session, kind) = match op {
-        Op::CreateSession { remote_addr, .. } => (
-            MESSAGE_ID_OFFSET + index,
-            irc::EntryKind::CreateSession {
-                remote_addr: remote_addr.clone(),
-            },
-        ),
+        Op::CreateSession { remote_addr, .. } => {
+            if let Some(why) = session_limit(st, remote_addr) {
+                return Decision::Done(Response::SessionLimit(why));
+            }
+            (
+                MESSAGE_ID_OFFSET + index,
+                irc::EntryKind::CreateSession {
+                    remote_addr: remote_addr.clone(),
+                },
+            )
+        }
         Op::Line {
             session,
             client_message_id,
@@ -820,14 +831,59 @@ pub fn decide(st: &Replicated, index: u64, now: u64, op: &Op) -> Decision {
     }))
 }
 
+/// Why a session from `addr` may not be created now (`MaxSessions`,
+/// `MaxSessionsPerAddress`), if it may not.
+fn session_limit(st: &Replicated, addr: &str) -> Option<String> {
+    let net = st.config();
+    if net.max_sessions > 0 && st.sessions.len() as u64 >= net.max_sessions {
+        return Some(format!(
+            "Too many sessions: the network holds at most {} (MaxSessions). Try again later.",
+            net.max_sessions
+        ));
+    }
+    let from_addr = st.sessions_per_address.get(addr).copied().unwrap_or(0);
+    if net.max_sessions_per_address > 0 && u64::from(from_addr) >= net.max_sessions_per_address {
+        return Some(format!(
+            "Too many sessions from {addr}: at most {} per address (MaxSessionsPerAddress).",
+            net.max_sessions_per_address
+        ));
+    }
+    None
+}
+
+/// The host's state after the logic rejected an entry (it trapped): a line still
+/// counts for the session's throttle, so a flood of messages of death is slowed like any
+/// other; a hash answer that made the logic fail is not asked for again (the plugin's
+/// request times out instead of the leader retrying a message of death forever).
+/// Nothing else changes. Pure, like [`absorb`].
+pub fn absorb_rejected(st: &mut Replicated, now: u64, op: &Op) {
+    let cooloff = st.config().post_message_cooloff_ms;
+    match op {
+        Op::Line { session, .. } => {
+            if let Some(s) = st.sessions.get_mut(session) {
+                s.throttle = s.throttle.after_line(now, cooloff);
+            }
+        }
+        Op::PasswordHashed { service, id, .. } => {
+            st.hash_jobs
+                .retain(|j| !(j.service == *service && j.id == *id));
+        }
+        _ => {}
+    }
+}
+
 /// The host's state after the logic accepted an entry: sessions created and closed, the
-/// ClientMessageId, the configuration, password hash requests. Pure, like [`decide`].
+/// ClientMessageId, the throttle, the configuration, password hash requests. Pure, like
+/// [`decide`].
 pub fn absorb(st: &mut Replicated, index: u64, now: u64, op: Op, done: &Done) -> Response {
     let outcome = &done.outcome;
     let mut response = Response::Applied;
     match op {
         Op::CreateSession { auth, remote_addr } => {
             let id = MESSAGE_ID_OFFSET + index;
+            *st.sessions_per_address
+                .entry(remote_addr.clone())
+                .or_default() += 1;
             st.sessions.insert(
                 id,
                 SessionInfo {
@@ -835,6 +891,7 @@ pub fn absorb(st: &mut Replicated, index: u64, now: u64, op: Op, done: &Done) ->
                     remote_addr,
                     created_ms: now,
                     last_client_message_id: 0,
+                    throttle: Throttle::new(now),
                 },
             );
             response = Response::SessionCreated(id);
@@ -844,8 +901,10 @@ pub fn absorb(st: &mut Replicated, index: u64, now: u64, op: Op, done: &Done) ->
             client_message_id,
             ..
         } => {
+            let cooloff = st.config().post_message_cooloff_ms;
             if let Some(s) = st.sessions.get_mut(&session) {
                 s.last_client_message_id = client_message_id;
+                s.throttle = s.throttle.after_line(now, cooloff);
             }
         }
         Op::Config { toml, revision } => match &outcome.error {
@@ -888,19 +947,16 @@ pub fn absorb(st: &mut Replicated, index: u64, now: u64, op: Op, done: &Done) ->
         });
     }
     for closed in &outcome.closed {
-        st.sessions.remove(closed);
+        if let Some(gone) = st.sessions.remove(closed)
+            && let Some(n) = st.sessions_per_address.get_mut(&gone.remote_addr)
+        {
+            *n -= 1;
+            if *n == 0 {
+                st.sessions_per_address.remove(&gone.remote_addr);
+            }
+        }
     }
     response
-}
-
-/// The host's state after the logic rejected an entry: nothing changes, except that a
-/// hash answer that made the logic fail is not asked for again (the plugin's request
-/// times out instead of the leader retrying a message of death forever). Pure.
-pub fn absorb_rejected(st: &mut Replicated, op: &Op) {
-    if let Op::PasswordHashed { service, id, .. } = op {
-        st.hash_jobs
-            .retain(|j| !(j.service == *service && j.id == *id));
-    }
 }
 
 /// Rejected entries kept for operators (the newest).
@@ -1209,5 +1265,103 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nothing() -> runtime::Outcome {
+        runtime::Outcome {
+            lines: Vec::new(),
+            closed: Vec::new(),
+            error: None,
+        }
+    }
+
+    fn create(st: &mut Replicated, index: u64, addr: &str) -> Response {
+        let op = Op::CreateSession {
+            auth: "a".into(),
+            remote_addr: addr.into(),
+        };
+        match decide(st, index, 1000, &op) {
+            Decision::Logic(_) => absorb(st, index, 1000, op, &nothing()),
+            Decision::Done(r) => r,
+            Decision::Host => unreachable!(),
+        }
+    }
+
+    fn close(st: &mut Replicated, id: u64) {
+        let outcome = runtime::Outcome {
+            lines: Vec::new(),
+            closed: vec![id],
+            error: None,
+        };
+        let op = Op::DeleteSession {
+            session: id,
+            quit_message: String::new(),
+        };
+        absorb(st, 99, 1000, op, &outcome);
+    }
+
+    #[test]
+    fn session_limits_are_decided_at_apply_and_counted_per_address() {
+        let mut st = Replicated::default();
+        st.net.max_sessions = 3;
+        st.net.max_sessions_per_address = 2;
+        let a1 = create(&mut st, 1, "192.0.2.1");
+        assert!(matches!(a1, Response::SessionCreated(_)));
+        assert!(matches!(
+            create(&mut st, 2, "192.0.2.1"),
+            Response::SessionCreated(_)
+        ));
+        let Response::SessionLimit(why) = create(&mut st, 3, "192.0.2.1") else {
+            panic!("a third session from one address");
+        };
+        assert!(why.contains("MaxSessionsPerAddress"), "{why}");
+        assert!(matches!(
+            create(&mut st, 4, "192.0.2.2"),
+            Response::SessionCreated(_)
+        ));
+        let Response::SessionLimit(why) = create(&mut st, 5, "192.0.2.3") else {
+            panic!("a fourth session");
+        };
+        assert!(why.contains("MaxSessions)"), "{why}");
+        let Response::SessionCreated(first) = a1 else {
+            unreachable!()
+        };
+        close(&mut st, first);
+        assert_eq!(st.sessions_per_address["192.0.2.1"], 1);
+        assert!(matches!(
+            create(&mut st, 6, "192.0.2.1"),
+            Response::SessionCreated(_)
+        ));
+        for id in st.sessions.keys().copied().collect::<Vec<_>>() {
+            close(&mut st, id);
+        }
+        assert!(st.sessions_per_address.is_empty());
+    }
+
+    #[test]
+    fn lines_advance_the_throttle_from_entry_times() {
+        let mut st = Replicated::default();
+        let Response::SessionCreated(id) = create(&mut st, 1, "192.0.2.1") else {
+            panic!()
+        };
+        let line = |n| Op::Line {
+            session: id,
+            client_message_id: n,
+            data: "PING x".into(),
+        };
+        let mut now = 1000;
+        for n in 1..=4 {
+            now = st.sessions[&id].throttle.ready_at(500);
+            absorb(&mut st, 1 + n, now, line(n), &nothing());
+        }
+        assert_eq!(st.sessions[&id].throttle.delay_ms(500), 16);
+        // A rejected line counts too.
+        absorb_rejected(&mut st, now + 16, &line(9));
+        assert_eq!(st.sessions[&id].throttle.delay_ms(500), 32);
     }
 }

@@ -3,6 +3,7 @@
 //! The configuration is one TOML document (RobustIRC's format, extended). The logic reads
 //! the keys it knows and ignores the rest (the host's keys, such as `TrustedBridges`).
 //! Durations are Go-style strings as RobustIRC writes them: `"30m0s"`, `"500ms"`, `"1h"`.
+//! docs/network-config.toml documents every key.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,58 @@ pub struct Operator {
 #[serde(rename_all = "PascalCase", default)]
 pub struct IrcConfig {
     pub operators: Vec<Operator>,
+}
+
+/// The `[Flood]` table: bounds per session, measured with entry time. A count of 0 turns
+/// that bound off.
+///
+/// NICK changes and JOINs are rate limits with a burst: up to `NickChanges` changes at
+/// once, then one more per `NickChangeInterval` (the allowance refills at that pace while
+/// the session is quiet). The same for `Joins` and `JoinInterval`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct FloodConfig {
+    /// Lines a session may send before its registration completes; the next one closes
+    /// it (`ERROR`).
+    pub unregistered_lines: u32,
+    /// Nick changes of a registered session in a burst; beyond, 438 ERR_NICKTOOFAST.
+    pub nick_changes: u32,
+    #[serde(deserialize_with = "duration_ms")]
+    pub nick_change_interval: u64,
+    /// Channels joined in a burst; beyond, 500 ERR_TOOMANYJOINS for that channel.
+    pub joins: u32,
+    #[serde(deserialize_with = "duration_ms")]
+    pub join_interval: u64,
+}
+
+impl Default for FloodConfig {
+    fn default() -> Self {
+        FloodConfig {
+            unregistered_lines: 30,
+            nick_changes: 5,
+            nick_change_interval: 15_000,
+            joins: 100,
+            join_interval: 1_000,
+        }
+    }
+}
+
+/// Longest `[Banned]` key or G-line mask, in bytes.
+pub(crate) const MAX_BAN_MASK: usize = 100;
+/// Longest ban reason, in bytes (the `ERROR` line must stay within 512 bytes).
+pub(crate) const MAX_BAN_REASON: usize = 300;
+
+/// Whether `mask` is usable as an address ban: an address, a glob over addresses (`*`,
+/// `?`) or a CIDR block (`192.0.2.0/24`); never only wildcards and separators (that would
+/// ban everyone).
+pub(crate) fn valid_address_mask(mask: &str) -> bool {
+    !mask.is_empty()
+        && mask.len() <= MAX_BAN_MASK
+        && mask
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"*?.:-_/[]".contains(&b))
+        && mask.bytes().any(|b| b.is_ascii_alphanumeric())
+        && crate::bans::valid_block(mask)
 }
 
 /// The configuration fields the IRC logic uses.
@@ -56,6 +109,11 @@ pub struct Config {
     /// (the plugin reads it; the logic only passes it on when it changes).
     #[serde(deserialize_with = "plugin_tables")]
     pub plugins: BTreeMap<String, String>,
+    /// `[Banned]`: client address (or glob over addresses) → reason. A session from a
+    /// banned address is closed on its first line (`ERROR :Closing Link: You are banned
+    /// (reason)`); sessions already running are not touched (GLINE kills them).
+    pub banned: BTreeMap<String, String>,
+    pub flood: FloodConfig,
 }
 
 impl Default for Config {
@@ -70,6 +128,8 @@ impl Default for Config {
             max_channels: 0,
             irc: IrcConfig::default(),
             plugins: BTreeMap::new(),
+            banned: BTreeMap::new(),
+            flood: FloodConfig::default(),
         }
     }
 }
@@ -102,12 +162,26 @@ impl Config {
                 return bad("every IRC.Operators entry needs a Name (one word) and a Password");
             }
         }
+        for (mask, reason) in &self.banned {
+            if !valid_address_mask(mask) {
+                return Err(ConfigError::Invalid(format!(
+                    "Banned: {mask:?} is not an address, address mask or CIDR block (letters, \
+                     digits, `.:-_/[]`, wildcards `*` `?`; at most {MAX_BAN_MASK} bytes, not only wildcards)"
+                )));
+            }
+            if reason.len() > MAX_BAN_REASON || reason.contains(['\r', '\n', '\0']) {
+                return Err(ConfigError::Invalid(format!(
+                    "Banned: the reason for {mask:?} must be one line of at most {MAX_BAN_REASON} bytes"
+                )));
+            }
+        }
         Ok(())
     }
 }
 
-/// `line L, column C: message`, from the parser's span.
-fn describe(text: &str, e: &toml::de::Error) -> String {
+/// `line L, column C: message`, from the parser's span (the host reports its own keys'
+/// errors the same way).
+pub fn describe(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().trim().replace('\n', " ");
     match e.span() {
         Some(span) => {
@@ -245,6 +319,33 @@ mod tests {
         assert_eq!(c.plugins["chanserv"], "");
         assert!(Config::from_toml("Plugins = 3").is_err());
         assert!(Config::from_toml("[Plugins]\nnickserv = 3").is_err());
+    }
+
+    #[test]
+    fn flood_and_banned_tables() {
+        let d = Config::default();
+        assert_eq!(d.flood.unregistered_lines, 30);
+        assert!(d.banned.is_empty());
+        let c = Config::from_toml(
+            "[Banned]\n\"192.0.2.*\" = \"proxies\"\n\
+             [Flood]\nNickChanges = 0\nJoinInterval = \"2s\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.banned["192.0.2.*"], "proxies");
+        assert_eq!(c.flood.nick_changes, 0);
+        assert_eq!(c.flood.join_interval, 2000);
+        assert_eq!(c.flood.joins, FloodConfig::default().joins);
+        let e = Config::from_toml("[Flood]\nJoinInterval = \"often\"\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let e = Config::from_toml("[Flood]\nJoins = -1\n").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+        for bad in ["*", "*.*", "a b", "x@y", &"1".repeat(101)] {
+            let e = Config::from_toml(&format!("[Banned]\n{bad:?} = \"r\"\n")).unwrap_err();
+            assert!(e.to_string().contains("Banned"), "{bad}: {e}");
+        }
+        assert!(valid_address_mask("2001:db8::*"));
+        assert!(valid_address_mask("192.0.2.0/24"));
+        assert!(!valid_address_mask("192.0.2.0/99"));
     }
 
     #[test]

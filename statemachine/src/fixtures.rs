@@ -8,8 +8,9 @@
 //!   after a plugin changed its state: the plugin must be rolled back too).
 //! - `fixture-loop`: the line `FIXTURE LOOP` never returns (runs out of fuel).
 //! - `fixture-alloc`: the line `FIXTURE ALLOC` allocates without bound (out of memory).
-//! - `fixture-format2`: claims snapshot format 2 without a migration from format 1, so
-//!   it refuses to restore any existing state (a switch to it must be refused).
+//! - `fixture-format2`: claims a snapshot format newer than the real module's, without a
+//!   migration from any older one, so it refuses to restore any existing state (a switch
+//!   to it must be refused).
 
 /// Runs a fixture's misbehaviour when `line` is its magic line.
 pub(crate) fn misbehave(line: &str) {

@@ -18,7 +18,8 @@ const CHANNELS: &[&str] = &[
 const COMMANDS: &[&str] = &[
     "NICK", "USER", "PASS", "CAP", "PING", "PONG", "QUIT", "JOIN", "PART", "TOPIC", "NAMES",
     "LIST", "PRIVMSG", "NOTICE", "MODE", "KICK", "INVITE", "WHO", "WHOIS", "WHOWAS", "AWAY",
-    "ISON", "USERHOST", "MOTD", "LUSERS", "VERSION", "TIME", "OPER", "KILL", "FOO",
+    "ISON", "USERHOST", "MOTD", "LUSERS", "VERSION", "TIME", "OPER", "KILL", "GLINE", "UNGLINE",
+    "FOO",
 ];
 const WORDS: &[&str] = &[
     "+o",
@@ -53,6 +54,11 @@ const WORDS: &[&str] = &[
     "a,b,c",
     "#a,#b",
     "k1,k2",
+    "192.0.2.2",
+    "192.0.2.*",
+    "192.0.2.0/30",
+    "1h",
+    "1s",
 ];
 
 /// One plausible IRC line.
@@ -132,6 +138,7 @@ pub fn action() -> impl Strategy<Value = Action> {
             Just("[IRC]\n[[IRC.Operators]]\nName = \"op\"\nPassword = \"secret\"\n".to_owned()),
             Just("Motd = \"hello\\nworld\"\nMaxChannelsPerSession = 2\n".to_owned()),
             Just("SessionExpiration = \"bogus\"".to_owned()),
+            Just("[Banned]\n\"192.0.2.3\" = \"no\"\n[Flood]\nUnregisteredLines = 3\nNickChanges = 1\nNickChangeInterval = \"1s\"\nJoins = 2\nJoinInterval = \"1s\"\n[IRC]\n[[IRC.Operators]]\nName = \"op\"\nPassword = \"secret\"\n".to_owned()),
             "[ -~\n]{0,40}",
         ]
         .prop_map(Action::Config),

@@ -12,6 +12,7 @@
 //!
 //! The same code compiles natively (for fast unit and golden tests) and to wasm.
 
+mod bans;
 mod casemap;
 mod commands;
 mod config;
@@ -19,16 +20,18 @@ mod fixtures;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod message;
+mod migrate;
 mod numeric;
 mod output;
 pub mod pipeline;
+mod ratelimit;
 mod server;
 mod services;
 mod state;
 mod timefmt;
 pub mod transcript;
 
-pub use config::{Config, ConfigError, parse_duration_ms};
+pub use config::{Config, ConfigError, describe as describe_toml_error, parse_duration_ms};
 pub use server::{RestoreError, Server};
 pub use unsplit_services as contract;
 
@@ -49,13 +52,14 @@ pub const MODULE_VERSION: &str = if cfg!(feature = "fixture-reply") {
 } else {
     env!("CARGO_PKG_VERSION")
 };
-/// The snapshot format [`Server::snapshot`] writes and [`Server::restore`] reads. The
-/// `fixture-format2` test fixture claims format 2 without a migration from 1, so it
-/// refuses every existing state (a module the host must not switch to).
+/// The snapshot format [`Server::snapshot`] writes. [`Server::restore`] reads it and the
+/// older formats (1: before the abuse protection; see `migrate`). The `fixture-format2`
+/// test fixture claims a newer format without any migration, so it refuses every existing
+/// state (a module the host must not switch to).
 pub const SNAPSHOT_FORMAT: u32 = if cfg!(feature = "fixture-format2") {
-    2
+    3
 } else {
-    1
+    2
 };
 
 /// A session id, chosen by the host. Opaque to the logic.

@@ -6,7 +6,9 @@ pub(crate) const RPL_YOURHOST: &str = "002";
 pub(crate) const RPL_CREATED: &str = "003";
 pub(crate) const RPL_MYINFO: &str = "004";
 pub(crate) const RPL_ISUPPORT: &str = "005";
+pub(crate) const RPL_ENDOFSTATS: &str = "219";
 pub(crate) const RPL_UMODEIS: &str = "221";
+pub(crate) const RPL_STATSGLINE: &str = "223";
 pub(crate) const RPL_LUSERCLIENT: &str = "251";
 pub(crate) const RPL_LUSEROP: &str = "252";
 pub(crate) const RPL_LUSERUNKNOWN: &str = "253";
@@ -65,6 +67,8 @@ pub(crate) const ERR_NOMOTD: &str = "422";
 pub(crate) const ERR_NONICKNAMEGIVEN: &str = "431";
 pub(crate) const ERR_ERRONEUSNICKNAME: &str = "432";
 pub(crate) const ERR_NICKNAMEINUSE: &str = "433";
+/// ircu/Hybrid: a nick change refused by the rate limit.
+pub(crate) const ERR_NICKTOOFAST: &str = "438";
 pub(crate) const ERR_USERNOTINCHANNEL: &str = "441";
 pub(crate) const ERR_NOTONCHANNEL: &str = "442";
 pub(crate) const ERR_USERONCHANNEL: &str = "443";
@@ -81,6 +85,8 @@ pub(crate) const ERR_BADCHANMASK: &str = "476";
 pub(crate) const ERR_NOPRIVILEGES: &str = "481";
 pub(crate) const ERR_CHANOPRIVSNEEDED: &str = "482";
 pub(crate) const ERR_NOOPERHOST: &str = "491";
+/// UnrealIRCd: a join refused by the rate limit.
+pub(crate) const ERR_TOOMANYJOINS: &str = "500";
 pub(crate) const ERR_UMODEUNKNOWNFLAG: &str = "501";
 pub(crate) const ERR_USERSDONTMATCH: &str = "502";
 

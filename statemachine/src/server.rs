@@ -1,5 +1,6 @@
 //! The top of the logic: applying one entry, snapshots, restore.
 
+use crate::bans;
 use crate::commands::{self, Ctx, quit};
 use crate::config::Config;
 use crate::message::{self, LineError};
@@ -166,20 +167,28 @@ impl Server {
             return Err(RestoreError::Empty);
         };
         let format = u32::from_le_bytes(*format);
-        if format != SNAPSHOT_FORMAT {
-            return Err(RestoreError::UnsupportedFormat {
-                found: format,
-                supported: SNAPSHOT_FORMAT,
-            });
-        }
-        let state: State =
-            postcard::from_bytes(body).map_err(|e| RestoreError::Corrupt(e.to_string()))?;
+        let corrupt = |e: postcard::Error| RestoreError::Corrupt(e.to_string());
+        let state: State = match format {
+            SNAPSHOT_FORMAT => postcard::from_bytes(body).map_err(corrupt)?,
+            1 if !cfg!(feature = "fixture-format2") => {
+                crate::migrate::from_v1(body).map_err(corrupt)?
+            }
+            _ => {
+                return Err(RestoreError::UnsupportedFormat {
+                    found: format,
+                    supported: SNAPSHOT_FORMAT,
+                });
+            }
+        };
         Ok(Server { state })
     }
 }
 
 /// One IRC line from a known session.
 fn line(state: &mut State, out: &mut Output, id: SessionId, raw: &[u8]) {
+    if !admit_unregistered(state, out, id) {
+        return;
+    }
     let mut ctx = Ctx { state, out, id };
     let text = match message::check_line(raw) {
         Ok(text) => text,
@@ -197,6 +206,34 @@ fn line(state: &mut State, out: &mut Output, id: SessionId, raw: &[u8]) {
     if let Some(msg) = message::parse(text) {
         commands::dispatch(&mut ctx, &msg);
     }
+}
+
+/// The bounds on a session that has not registered yet: its first line checks its address
+/// against the bans, and after `[Flood] UnregisteredLines` lines it is closed. `false`
+/// when the session was closed (the line is not processed).
+fn admit_unregistered(state: &mut State, out: &mut Output, id: SessionId) -> bool {
+    let Some(s) = state.sessions.get_mut(&id) else {
+        return false;
+    };
+    if s.registered {
+        return true;
+    }
+    s.unregistered_lines = s.unregistered_lines.saturating_add(1);
+    let lines = s.unregistered_lines;
+    if lines == 1 {
+        let addr = s.remote_addr.clone();
+        if let Some(reason) = bans::ban_reason(state, &addr) {
+            let error = format!("You are banned ({reason})");
+            quit::end_session_with(state, out, id, &format!("Banned ({reason})"), Some(&error));
+            return false;
+        }
+    }
+    let limit = state.config.flood.unregistered_lines;
+    if limit > 0 && lines > limit {
+        quit::end_session(state, out, id, "Too many lines before registration");
+        return false;
+    }
+    true
 }
 
 /// Closes sessions whose time is up (tick entries).
@@ -226,6 +263,7 @@ fn expire(state: &mut State, out: &mut Output) {
     for (id, reason) in due {
         quit::end_session(state, out, id, &reason);
     }
+    bans::expire(state);
 }
 
 impl Server {

@@ -32,6 +32,27 @@ pub(crate) struct State {
     pub max_users: u64,
     /// The services (plugins) that exist, by name.
     pub services: Vec<crate::services::Service>,
+    /// Address bans set by operators (GLINE), by folded mask.
+    pub glines: BTreeMap<String, Gline>,
+}
+
+/// An address ban set with GLINE.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Gline {
+    /// The mask as the operator gave it (or the address of the nick they named).
+    pub mask: String,
+    pub reason: String,
+    /// The operator's nick.
+    pub set_by: String,
+    pub set_ms: u64,
+    /// When it lapses (entry time); 0: never.
+    pub expires_ms: u64,
+}
+
+impl Gline {
+    pub fn active(&self, now: u64) -> bool {
+        self.expires_ms == 0 || now < self.expires_ms
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -65,6 +86,11 @@ pub(crate) struct Session {
     pub caps: BTreeSet<String>,
     /// A SASL exchange in progress.
     pub sasl: Option<crate::services::Sasl>,
+    /// Lines received while unregistered (the first one checks the address bans).
+    pub unregistered_lines: u32,
+    /// Rate limits of nick changes and joins (see `ratelimit`).
+    pub nick_tat_ms: u64,
+    pub join_tat_ms: u64,
 }
 
 impl Session {

@@ -264,6 +264,22 @@ impl Http {
         }
     }
 
+    /// A client for a node at `addr` whose certificate `ca` signs (a localnet's node).
+    pub fn for_address(addr: &str, ca: &Path) -> Http {
+        let tls = unsplit_host::tls::client_config(ca).expect("client TLS");
+        Http {
+            client: https_client(tls),
+            base: format!("https://{addr}"),
+            auth: basic_auth(PASSWORD),
+        }
+    }
+
+    /// The same client with another network password.
+    pub fn with_password(mut self, password: &str) -> Http {
+        self.auth = basic_auth(password);
+        self
+    }
+
     pub async fn request(
         &self,
         method: &str,
@@ -271,6 +287,22 @@ impl Http {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
+        let (status, headers, body) = self.request_raw(method, path, headers, body).await;
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// [`Http::request`] with the body as bytes.
+    pub async fn request_raw(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> (u16, http::HeaderMap, Bytes) {
         let mut req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
@@ -289,11 +321,7 @@ impl Http {
             .expect("body timed out")
             .expect("body")
             .to_bytes();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
+        (status, headers, body)
     }
 
     /// A private-API GET with the network password.
@@ -337,6 +365,80 @@ impl Http {
             )
             .await;
         assert_eq!(r.status, 200, "POST /config: {r:?}");
+    }
+
+    /// Sets a top-level key of the network configuration: replaces its line, or adds it
+    /// at the top (before any table).
+    pub async fn set_config_key(&self, key: &str, value: &str) {
+        let prefix = format!("{key} =");
+        self.edit_config(|c| {
+            let mut replaced = false;
+            let mut lines: Vec<String> = c
+                .lines()
+                .map(|l| {
+                    if l.trim_start().starts_with(&prefix) {
+                        replaced = true;
+                        format!("{key} = {value}")
+                    } else {
+                        l.to_owned()
+                    }
+                })
+                .collect();
+            if !replaced {
+                lines.insert(0, format!("{key} = {value}"));
+            }
+            lines.join("\n") + "\n"
+        })
+        .await;
+    }
+
+    /// Turns the per-session throttle off (`PostMessageCooloff = "0"`), for tests and
+    /// benchmarks that send many lines from one session (RobustIRC's localnet does the
+    /// same for its benchmarks).
+    pub async fn no_throttle(&self) {
+        self.set_config_key("PostMessageCooloff", "\"0\"").await;
+    }
+
+    /// Committed request entries from `from` on (`GET /log`, every page).
+    pub async fn log_entries(&self, from: u64) -> Vec<(u64, unsplit_host::raft::Request)> {
+        let mut entries = Vec::new();
+        let mut from = from;
+        loop {
+            let (status, headers, body) = self
+                .request_raw(
+                    "GET",
+                    &format!("/log?from={from}"),
+                    &[("Authorization", &self.auth)],
+                    Bytes::new(),
+                )
+                .await;
+            assert_eq!(status, 200, "GET /log?from={from}");
+            let page: Vec<(u64, unsplit_host::raft::Request)> =
+                postcard::from_bytes(&body).expect("log page");
+            entries.extend(page);
+            let header = |name: &str| -> u64 { headers[name].to_str().unwrap().parse().unwrap() };
+            let (next, last) = (header("X-Next"), header("X-Last-Index"));
+            if next > last || next <= from {
+                return entries;
+            }
+            from = next;
+        }
+    }
+
+    /// Creates a session with extra request headers; the reply when it was refused.
+    pub async fn try_create_session(&self, headers: &[(&str, &str)]) -> Result<Session, Reply> {
+        let r = self
+            .request("POST", "/robustirc/v1/session", headers, Bytes::new())
+            .await;
+        if r.status != 200 {
+            return Err(r);
+        }
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("session JSON");
+        Ok(Session {
+            id: v["Sessionid"].as_str().expect("Sessionid").to_owned(),
+            auth: v["Sessionauth"].as_str().expect("Sessionauth").to_owned(),
+            next_message_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        })
     }
 
     /// Uploads a logic component and activates it (both must succeed); its hash.
@@ -439,15 +541,9 @@ impl Http {
     }
 
     pub async fn create_session(&self) -> Session {
-        let r = self
-            .request("POST", "/robustirc/v1/session", &[], Bytes::new())
-            .await;
-        assert_eq!(r.status, 200, "{r:?}");
-        let v: serde_json::Value = serde_json::from_str(&r.body).expect("session JSON");
-        Session {
-            id: v["Sessionid"].as_str().expect("Sessionid").to_owned(),
-            auth: v["Sessionauth"].as_str().expect("Sessionauth").to_owned(),
-            next_message_id: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        match self.try_create_session(&[]).await {
+            Ok(s) => s,
+            Err(r) => panic!("creating a session: {r:?}"),
         }
     }
 

@@ -4,6 +4,7 @@ use super::{Ctx, names, topic, valid_channel_name};
 use crate::casemap::{fold, wildcard_match};
 use crate::message::Message;
 use crate::numeric::*;
+use crate::ratelimit;
 use crate::services;
 use crate::state::{Channel, ChannelModes, Membership};
 use unsplit_services::{Event, EventKind};
@@ -45,6 +46,16 @@ fn join_one(ctx: &mut Ctx, name: &str, given_key: &str) {
     if me.channels.contains(&folded) {
         return;
     }
+    let flood = &ctx.state.config.flood;
+    let (burst, interval) = (flood.joins, flood.join_interval);
+    let now = ctx.state.now_ms;
+    if ratelimit::wait_ms(me.join_tat_ms, now, burst, interval) > 0 {
+        ctx.numeric(
+            ERR_TOOMANYJOINS,
+            &format!("{name} :Too many join requests. Please wait a while and try again."),
+        );
+        return;
+    }
     let per_session = ctx.state.config.max_channels_per_session as usize;
     if per_session > 0 && me.channels.len() >= per_session {
         ctx.numeric(
@@ -55,7 +66,6 @@ fn join_one(ctx: &mut Ctx, name: &str, given_key: &str) {
     }
     let mask = me.mask();
     let invited = me.invited_to.contains(&folded);
-    let now = ctx.state.now_ms;
     let created = ctx
         .state
         .channels
@@ -126,6 +136,7 @@ fn join_one(ctx: &mut Ctx, name: &str, given_key: &str) {
     if let Some(s) = ctx.me_mut() {
         s.channels.insert(folded.clone());
         s.invited_to.remove(&folded);
+        ratelimit::take(&mut s.join_tat_ms, now, interval);
     }
     let Some(ch) = ctx.state.channels.get(&folded) else {
         return;

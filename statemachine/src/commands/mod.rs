@@ -10,6 +10,7 @@ use crate::state::{Session, State};
 mod authenticate;
 pub(crate) mod away;
 mod cap;
+mod gline;
 mod invite;
 mod ison;
 mod join;
@@ -32,6 +33,7 @@ pub(crate) mod quit;
 pub(crate) mod registration;
 mod time;
 mod topic;
+mod ungline;
 mod user;
 mod userhost;
 mod version;
@@ -80,6 +82,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     pre(cmd("AUTHENTICATE", 1, authenticate::handle)),
     cmd("AWAY", 0, away::handle),
     pre(cmd("CAP", 1, cap::handle)),
+    oper(cmd("GLINE", 0, gline::handle)),
     cmd("INVITE", 2, invite::handle),
     cmd("ISON", 1, ison::handle),
     cmd("JOIN", 1, join::handle),
@@ -101,6 +104,7 @@ pub(crate) const COMMANDS: &[Command] = &[
     pre(cmd("QUIT", 0, quit::handle)),
     cmd("TIME", 0, time::handle),
     cmd("TOPIC", 1, topic::handle),
+    oper(cmd("UNGLINE", 1, ungline::handle)),
     pre(cmd("USER", 4, user::handle)),
     cmd("USERHOST", 1, userhost::handle),
     cmd("VERSION", 0, version::handle),
@@ -182,6 +186,9 @@ static GONE: Session = Session {
     account: None,
     caps: std::collections::BTreeSet::new(),
     sasl: None,
+    unregistered_lines: 0,
+    nick_tat_ms: 0,
+    join_tat_ms: 0,
 };
 
 impl Ctx<'_> {
@@ -249,4 +256,19 @@ pub(crate) fn valid_channel_name(name: &str) -> bool {
         && name.len() <= crate::commands::registration::CHANNELLEN
         && name.starts_with('#')
         && !name.contains([' ', ',', '\x07', ':', '\r', '\n', '\0'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_sorted_so_lookup_finds_every_command() {
+        assert!(COMMANDS.windows(2).all(|w| w[0].name < w[1].name));
+        for c in COMMANDS {
+            assert!(lookup(c.name).is_some_and(|f| f.name == c.name));
+        }
+        assert!(lookup("GLINE").is_some_and(|c| c.oper_only));
+        assert!(lookup("UNGLINE").is_some_and(|c| c.oper_only && c.min_params == 1));
+    }
 }

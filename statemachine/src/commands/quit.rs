@@ -41,6 +41,18 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
 /// Announces the quit to everyone who shares a channel, sends ERROR to the session,
 /// remembers the nick for WHOWAS and forgets the session.
 pub(crate) fn end_session(state: &mut State, out: &mut Output, id: SessionId, reason: &str) {
+    end_session_with(state, out, id, reason, None);
+}
+
+/// [`end_session`] with the ERROR line's text after `Closing Link: ` given (cut like a
+/// reason), instead of `<host> (<reason>)`.
+pub(crate) fn end_session_with(
+    state: &mut State,
+    out: &mut Output,
+    id: SessionId,
+    reason: &str,
+    error: Option<&str>,
+) {
     let Some(session) = state.sessions.get(&id).cloned() else {
         return;
     };
@@ -53,10 +65,11 @@ pub(crate) fn end_session(state: &mut State, out: &mut Output, id: SessionId, re
             Event::Quit(services::user(&session))
         });
     }
-    out.send(
-        id,
-        format!("ERROR :Closing Link: {} ({reason})", session.host()),
-    );
+    let error = match error {
+        Some(text) => truncate(text, QUITLEN).to_owned(),
+        None => format!("{} ({reason})", session.host()),
+    };
+    out.send(id, format!("ERROR :Closing Link: {error}"));
     state.remove_session(id);
     out.close(id);
 }

@@ -1,0 +1,24 @@
+//! UNGLINE: an operator lifts a G-line (`UNGLINE <mask>`, the mask as GLINE listed it).
+//! Bans from the configuration's `[Banned]` table are lifted by editing the configuration.
+
+use super::Ctx;
+use super::away::truncate;
+use super::gline::notice;
+use crate::casemap::{eq, fold};
+use crate::message::Message;
+
+pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
+    let mask = truncate(msg.param(0), 100);
+    if let Some(g) = ctx.state.glines.remove(&fold(mask)) {
+        notice(ctx, &format!("*** G-line on {} removed", g.mask));
+    } else if ctx.state.config.banned.keys().any(|k| eq(k, mask)) {
+        notice(
+            ctx,
+            &format!(
+                "*** {mask} is banned by the network configuration ([Banned]); a configuration change lifts it"
+            ),
+        );
+    } else {
+        notice(ctx, &format!("*** No G-line on {mask}"));
+    }
+}
