@@ -150,10 +150,30 @@ impl NetConfig {
         let raw: Raw = toml::from_str(text)
             .map_err(|e| unsplit_statemachine::describe_toml_error(text, &e))?;
         let (logic, services) = (&raw.logic, &raw.services);
-        in_range(text, "Logic.FuelPerEntry", &logic.fuel_per_entry, &FUEL_PER_ENTRY_RANGE)?;
-        in_range(text, "Logic.MemoryMiB", &logic.memory_mib, &MEMORY_MIB_RANGE)?;
-        in_range(text, "Services.FuelPerCall", &services.fuel_per_call, &FUEL_PER_ENTRY_RANGE)?;
-        in_range(text, "Services.MemoryMiB", &services.memory_mib, &MEMORY_MIB_RANGE)?;
+        in_range(
+            text,
+            "Logic.FuelPerEntry",
+            &logic.fuel_per_entry,
+            &FUEL_PER_ENTRY_RANGE,
+        )?;
+        in_range(
+            text,
+            "Logic.MemoryMiB",
+            &logic.memory_mib,
+            &MEMORY_MIB_RANGE,
+        )?;
+        in_range(
+            text,
+            "Services.FuelPerCall",
+            &services.fuel_per_call,
+            &FUEL_PER_ENTRY_RANGE,
+        )?;
+        in_range(
+            text,
+            "Services.MemoryMiB",
+            &services.memory_mib,
+            &MEMORY_MIB_RANGE,
+        )?;
         if let Some(c) = &raw.post_message_cooloff {
             match unsplit_statemachine::parse_duration_ms(c.get_ref()) {
                 Err(e) => return Err(format!("{}PostMessageCooloff: {e}", at(text, c.span()))),
@@ -335,7 +355,10 @@ mod tests {
         assert_eq!(c.plugin_limits().fuel_per_call, 50_000_000);
         assert_eq!(c.plugin_limits().memory_bytes, 32 << 20);
         let e = NetConfig::check("[Services]\nMemoryMiB = 1\n").unwrap_err();
-        assert!(e.contains("line 2: Services.MemoryMiB = 1 is outside"), "{e}");
+        assert!(
+            e.contains("line 2: Services.MemoryMiB = 1 is outside"),
+            "{e}"
+        );
     }
 
     #[test]

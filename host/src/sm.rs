@@ -1272,12 +1272,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 mod tests {
     use super::*;
 
-    fn nothing() -> runtime::Outcome {
-        runtime::Outcome {
-            lines: Vec::new(),
-            closed: Vec::new(),
-            error: None,
-        }
+    fn nothing() -> Done {
+        Done::default()
     }
 
     fn create(st: &mut Replicated, index: u64, addr: &str) -> Response {
@@ -1286,17 +1282,19 @@ mod tests {
             remote_addr: addr.into(),
         };
         match decide(st, index, 1000, &op) {
-            Decision::Logic(_) => absorb(st, index, 1000, op, &nothing()),
+            Decision::Run(_) => absorb(st, index, 1000, op, &nothing()),
             Decision::Done(r) => r,
             Decision::Host => unreachable!(),
         }
     }
 
     fn close(st: &mut Replicated, id: u64) {
-        let outcome = runtime::Outcome {
-            lines: Vec::new(),
-            closed: vec![id],
-            error: None,
+        let outcome = Done {
+            outcome: irc::Outcome {
+                closed: vec![id],
+                ..irc::Outcome::default()
+            },
+            ..Done::default()
         };
         let op = Op::DeleteSession {
             session: id,

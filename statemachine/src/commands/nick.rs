@@ -7,8 +7,8 @@ use unsplit_services::{Event, EventKind};
 use crate::casemap::fold;
 use crate::message::Message;
 use crate::numeric::*;
-use crate::services;
 use crate::ratelimit;
+use crate::services;
 
 /// RFC 2812 nickname: a letter or special first, then letters, digits, specials, `-`.
 pub(crate) fn valid_nick(nick: &str) -> bool {
