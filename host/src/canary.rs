@@ -744,6 +744,12 @@ pub fn replay(
         st.now_ms = st.now_ms.max(req.time_ms);
         let now = st.now_ms;
         let start = match decide(&st, *index, now, &req.op) {
+            // A configuration a plugin refuses is answered before any run, as on a node.
+            Decision::Run(_) if matches!(&req.op, Op::Config { toml, .. } if old_logic.check_settings(toml).is_err()) =>
+            {
+                skipped += 1;
+                continue;
+            }
             Decision::Run(start) => start,
             Decision::Done(_) => {
                 skipped += 1;

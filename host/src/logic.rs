@@ -362,6 +362,42 @@ impl Logic {
         Ok(info)
     }
 
+    /// Whether every plugin accepts its `[Plugins.<name>]` table of the network
+    /// configuration `toml`: `Err` names the table's line, the plugin and the reason.
+    /// Asked before a configuration entry runs, so an invalid one is refused and nothing
+    /// changes. Tables of plugins that do not run here are not checked; a document the
+    /// logic refuses anyway is left to it. Deterministic, and no plugin state changes
+    /// (a plugin that traps while checking is rebuilt from its checkpoint).
+    pub fn check_settings(&mut self, toml: &str) -> Result<(), String> {
+        let Ok(config) = sm::Config::from_toml(toml) else {
+            return Ok(());
+        };
+        for (name, table) in &config.plugins {
+            let Some(slot) = self.plugins.get_mut(name) else {
+                continue;
+            };
+            let refused = match slot.instance.check_settings(table) {
+                Ok(Ok(())) => continue,
+                Ok(Err(reason)) => reason,
+                Err(e @ RuntimeError::Trap { .. }) => {
+                    slot.rebuild().map_err(|e| e.to_string())?;
+                    format!("the plugin failed while checking them ({e})")
+                }
+                Err(e) => return Err(e.to_string()),
+            };
+            let line = toml
+                .lines()
+                .position(|l| {
+                    let l = l.trim().replace(['"', ' '], "");
+                    l == format!("[Plugins.{name}]")
+                })
+                .map(|i| format!("line {}: ", i + 1))
+                .unwrap_or_default();
+            return Err(format!("{line}Plugins.{name}: {refused}"));
+        }
+        Ok(())
+    }
+
     /// Fuel the last run used (logic and plugins).
     pub fn last_fuel(&self) -> u64 {
         self.last_fuel

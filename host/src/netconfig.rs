@@ -424,9 +424,16 @@ mod example {
             unsplit_statemachine::Config {
                 irc: Default::default(),
                 banned: Default::default(),
+                plugins: Default::default(),
                 ..logic.clone()
             },
             unsplit_statemachine::Config::default()
+        );
+        // The plugins' own tables (their values are checked by the plugins themselves:
+        // host/tests/hot_swap.rs commits this document with the built-in plugins).
+        assert_eq!(
+            logic.plugins.keys().collect::<Vec<_>>(),
+            ["chanserv", "nickserv"]
         );
         assert_eq!(logic.irc.operators.len(), 1);
         assert_eq!(logic.banned.len(), 1);
@@ -450,6 +457,11 @@ mod example {
             "JoinInterval",
             "FuelPerEntry",
             "MemoryMiB",
+            "FuelPerCall",
+            "GracePeriod",
+            "Enforce",
+            "MinPasswordLength",
+            "GuestPrefix",
         ] {
             assert!(
                 EXAMPLE.contains(&format!("\n{key} = ")),
@@ -463,7 +475,9 @@ mod example {
             "[Banned]",
             "[Flood]",
             "[Logic]",
-            "[Plugins]",
+            "[Services]",
+            "[Plugins.nickserv]",
+            "[Plugins.chanserv]",
         ] {
             assert!(EXAMPLE.contains(&format!("\n{table}\n")), "{table}");
         }

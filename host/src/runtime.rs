@@ -678,6 +678,15 @@ impl PluginInstance {
             .call(fuel, |s| b.unsplit_services_plugin().call_info(s))
     }
 
+    /// Whether the plugin would accept these settings (it changes nothing).
+    pub fn check_settings(&mut self, settings: &str) -> Result<Result<(), String>, RuntimeError> {
+        let b = &self.bindings;
+        let fuel = self.sandbox.limits.fuel_per_state_call;
+        self.sandbox.call(fuel, |s| {
+            b.unsplit_services_plugin().call_check_settings(s, settings)
+        })
+    }
+
     pub fn handle(
         &mut self,
         ctx: wit::Context,

@@ -318,6 +318,13 @@ impl StateMachine {
             };
             (start, hash_room(&st))
         };
+        if let Op::Config { toml, .. } = &req.op
+            && let Err(e) = self.logic.check_settings(toml)
+        {
+            return Ok(Response::ConfigRefused(format!(
+                "invalid network configuration: {e}"
+            )));
+        }
         let session = match &start {
             Start::Entry(e) => e.session,
             _ => 0,

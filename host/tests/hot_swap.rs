@@ -744,3 +744,57 @@ async fn the_canary_compares_two_versions_of_a_plugin() {
     );
     assert!(mixed.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_settings_are_checked_before_a_configuration_counts() {
+    let mut n = Node::with_services().await;
+    let base = NetConfig::initial_toml("t");
+    let bad = format!("{base}\n[Plugins.nickserv]\nGracePeriod = \"soon\"\n");
+    let line = bad.lines().position(|l| l == "[Plugins.nickserv]").unwrap() + 1;
+    let r = n
+        .apply(Op::Config {
+            toml: bad,
+            revision: 2,
+        })
+        .await;
+    let Response::ConfigRefused(why) = r else {
+        panic!("{r:?}")
+    };
+    assert!(
+        why.contains(&format!("line {line}: Plugins.nickserv: GracePeriod")),
+        "{why}"
+    );
+    assert_eq!(n.shared.read().config_revision, 1, "nothing changed");
+    // A valid table counts, and NickServ gets it.
+    let good = format!("{base}\n[Plugins.nickserv]\nGracePeriod = \"10s\"\n");
+    let r = n
+        .apply(Op::Config {
+            toml: good,
+            revision: 2,
+        })
+        .await;
+    assert_eq!(r, Response::Applied);
+    // The documented example passes the built-in plugins' checks too.
+    let example = include_str!("../../docs/network-config.toml");
+    let r = n
+        .apply(Op::Config {
+            toml: example.into(),
+            revision: 3,
+        })
+        .await;
+    assert_eq!(r, Response::Applied, "docs/network-config.toml");
+    let r = n
+        .apply(Op::Config {
+            toml: format!("{base}\n[Plugins.nickserv]\nGracePeriod = \"10s\"\n"),
+            revision: 4,
+        })
+        .await;
+    assert_eq!(r, Response::Applied);
+    let alice = n.session(0);
+    n.register_alice().await;
+    n.line(alice, "QUIT").await;
+    let bob = n.session(0);
+    n.line(bob, "NICK alice").await;
+    let warning = n.last_output(bob).join("\n");
+    assert!(warning.contains("within 10 seconds"), "{warning}");
+}

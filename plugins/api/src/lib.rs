@@ -209,6 +209,13 @@ pub struct PluginInfo {
 /// A services plugin. Implementations are deterministic (see the crate docs).
 pub trait Plugin {
     fn info(&self) -> PluginInfo;
+    /// Whether these `[Plugins.<name>]` settings (their own TOML document) would be
+    /// accepted; `Err` names the key and the reason. Asked before a configuration is
+    /// committed; must not change the state.
+    fn check_settings(&self, settings: &str) -> Result<(), String> {
+        let _ = settings;
+        Ok(())
+    }
     /// Handles events in order; returns the actions to apply, in order.
     fn handle(&mut self, ctx: &Context, events: Vec<Event>) -> Vec<Action>;
     /// The whole state: a format number first, so `restore` can read older formats.

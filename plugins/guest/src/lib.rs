@@ -54,6 +54,10 @@ impl Plugin for Exported {
         info
     }
 
+    fn check_settings(&self, settings: &str) -> Result<(), String> {
+        self.0.check_settings(settings)
+    }
+
     fn handle(&mut self, ctx: &Context, events: Vec<Event>) -> Vec<Action> {
         if cfg!(feature = "fixture-panic")
             && events
@@ -93,6 +97,10 @@ struct Component;
 impl Guest for Component {
     fn info() -> wit::PluginInfo {
         PLUGIN.with(|p| p.borrow().info()).into()
+    }
+
+    fn check_settings(settings: String) -> Result<(), String> {
+        PLUGIN.with(|p| p.borrow().check_settings(&settings))
     }
 
     fn handle(ctx: wit::Context, events: Vec<wit::Event>) -> Vec<wit::Action> {

@@ -135,6 +135,12 @@ impl Plugin for NickServ {
         }
     }
 
+    fn check_settings(&self, settings: &str) -> Result<(), String> {
+        settings::Settings::parse(settings)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     fn handle(&mut self, ctx: &Context, events: Vec<Event>) -> Vec<Action> {
         let mut out = Vec::new();
         let mut check = Vec::new();

@@ -472,3 +472,22 @@ fn a_login_under_way_holds_the_warning_back() {
     h.advance(59_000);
     assert_eq!(h.tick(), vec![]);
 }
+
+#[test]
+fn settings_are_checked_before_they_count() {
+    let ns = crate::NickServ::default();
+    let before = ns.snapshot();
+    assert_eq!(ns.check_settings(""), Ok(()));
+    assert_eq!(
+        ns.check_settings("GracePeriod = \"90s\"\nEnforce = false"),
+        Ok(())
+    );
+    let e = ns.check_settings("GracePeriod = \"soon\"").unwrap_err();
+    assert!(e.contains("GracePeriod"), "{e}");
+    let e = ns.check_settings("MinPasswordLength = 0").unwrap_err();
+    assert!(e.contains("MinPasswordLength"), "{e}");
+    let e = ns.check_settings("GuestPrefix = \"1x\"").unwrap_err();
+    assert!(e.contains("GuestPrefix"), "{e}");
+    assert!(ns.check_settings("Enforce = [").is_err());
+    assert_eq!(ns.snapshot(), before, "checking changes nothing");
+}
