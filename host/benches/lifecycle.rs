@@ -76,15 +76,18 @@ fn populate(logic: &mut Logic, feed: &mut Feed, users: u64) {
     }
 }
 
-fn recovery(module: &Arc<LogicModule>, users: u64, since: usize) -> Duration {
+fn recovery(module: &Arc<LogicModule>, users: u64, since: u64) -> Duration {
     let mut rounds = Vec::new();
-    let mut logic = Logic::new(module.clone(), Limits::default()).unwrap();
+    let mut logic = Logic::new(module.clone(), Limits::default(), Limits::default()).unwrap();
     let mut feed = Feed { index: 0 };
     populate(&mut logic, &mut feed, users);
     for _ in 0..ROUNDS {
-        logic.snapshot().unwrap(); // a checkpoint
+        // A checkpoint at a multiple of CHECKPOINT_EVERY, as every node takes them; the
+        // next one is CHECKPOINT_EVERY indexes later.
+        feed.index = (feed.index / CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY;
+        logic.checkpoint(feed.index).unwrap();
         for i in 0..since {
-            let u = 1 + (i as u64 % users);
+            let u = 1 + (i % users);
             logic
                 .apply(feed.line(u, &format!("PRIVMSG #c{u} :hello {i}")))
                 .unwrap();
@@ -99,7 +102,7 @@ fn recovery(module: &Arc<LogicModule>, users: u64, since: usize) -> Duration {
 }
 
 fn swap(old: &Arc<LogicModule>, new: &Arc<LogicModule>, users: u64) -> Duration {
-    let mut logic = Logic::new(old.clone(), Limits::default()).unwrap();
+    let mut logic = Logic::new(old.clone(), Limits::default(), Limits::default()).unwrap();
     populate(&mut logic, &mut Feed { index: 0 }, users);
     let mut rounds = Vec::new();
     for r in 0..ROUNDS {

@@ -35,18 +35,15 @@ impl Net {
     fn new(with_plugins: bool) -> Net {
         let engine = runtime::engine().unwrap();
         let module = LogicModule::new(&engine, IRC_COMPONENT).unwrap();
-        let mut logic = Logic::new(module, Limits::default()).unwrap();
+        let logic = Logic::new(module, Limits::default(), Limits::default()).unwrap();
+        let mut net = Net { logic, index: 0 };
         if with_plugins {
             for (_, bytes) in BUILTIN_PLUGINS {
-                logic
-                    .switch_plugin(PluginModule::new(&engine, bytes).unwrap(), None)
-                    .unwrap();
+                let ctx = net.ctx();
+                let plugin = PluginModule::new(&engine, bytes).unwrap();
+                net.logic.activate_plugin(plugin, None, ctx, 64).unwrap();
             }
         }
-        let mut net = Net { logic, index: 0 };
-        let ctx = net.ctx();
-        let infos = net.logic.plugin_infos();
-        net.logic.run(Start::SetServices(ctx, infos), 64).unwrap();
         for u in 1..=USERS {
             net.entry(
                 u,

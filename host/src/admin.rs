@@ -126,9 +126,13 @@ impl Api {
         };
         let bytes = ModuleBytes::new(&body);
         let cache = self.cache.clone();
+        let limits = {
+            let st = self.shared.read();
+            (st.config().limits(), st.config().plugin_limits())
+        };
         let checked = {
             let bytes = bytes.clone();
-            tokio::task::spawn_blocking(move || cache.check(&bytes)).await
+            tokio::task::spawn_blocking(move || cache.check(&bytes, limits.0, limits.1)).await
         };
         let info = match checked {
             Ok(Ok((_, info))) => info,

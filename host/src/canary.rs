@@ -29,7 +29,7 @@ use unsplit_statemachine::{self as irc};
 use crate::logic::{Logic, LogicError, LogicState, Ran};
 use crate::modules::{Activation, ModuleBytes, ModuleKind, Modules};
 use crate::raft::{Op, Request, TypeConfig};
-use crate::runtime::{self, Compiled, Limits};
+use crate::runtime::{self, Compiled, Limits, LogicModule, PluginModule};
 use crate::sm::{Decision, Replicated, SnapshotData, absorb, absorb_rejected, decide, hash_room};
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +136,7 @@ fn recipients(ids: &[u64]) -> String {
 /// An entry's input as operators read it: the IRC line, or its kind in parentheses.
 pub fn describe(entry: &irc::Entry) -> String {
     match &entry.kind {
-        irc::EntryKind::IrcLine(b) => String::from_utf8_lossy(b).into_owned(),
+        irc::EntryKind::IrcLine(b) => redact(&String::from_utf8_lossy(b)),
         irc::EntryKind::CreateSession { remote_addr } => {
             format!("(create session from {remote_addr})")
         }
@@ -145,6 +145,59 @@ pub fn describe(entry: &irc::Entry) -> String {
         }
         irc::EntryKind::Tick => "(tick)".into(),
         irc::EntryKind::Config(_) => "(configuration)".into(),
+    }
+}
+
+/// An IRC line as operators may see it (reports, the status page, `/rejected`):
+/// whatever may carry a password is replaced by `<redacted>`. Tags and a client prefix
+/// are dropped as the logic drops them; then an allow-list: channel messages and the
+/// standard commands are shown whole; `PASS`, `OPER` and an `AUTHENTICATE` payload lose
+/// their arguments; a private message (to a service or anyone) and any other command (a
+/// service's own, such as `NS`) show only their first word, and a lone word only when it
+/// looks like a command (letters, at most 12).
+pub fn redact(line: &str) -> String {
+    let mut rest = line.trim_start();
+    for marker in ['@', ':'] {
+        if rest.starts_with(marker) {
+            rest = rest
+                .split_once(' ')
+                .map(|(_, r)| r.trim_start())
+                .unwrap_or("");
+        }
+    }
+    let (cmd, args) = rest.split_once(' ').unwrap_or((rest, ""));
+    let upper = cmd.to_ascii_uppercase();
+    let first_word = |text: &str| {
+        let text = text.trim_start_matches(':').trim();
+        match text.split_once(' ') {
+            Some((word, _)) => format!("{word} <redacted>"),
+            None if !text.is_empty()
+                && text.len() <= 12
+                && text.bytes().all(|b| b.is_ascii_alphabetic()) =>
+            {
+                text.to_owned()
+            }
+            None if text.is_empty() => String::new(),
+            None => "<redacted>".to_owned(),
+        }
+    };
+    match upper.as_str() {
+        "PASS" | "OPER" => format!("{cmd} <redacted>"),
+        "AUTHENTICATE" if !matches!(args.trim(), "PLAIN" | "*" | "+" | "") => {
+            format!("{cmd} <redacted>")
+        }
+        "PRIVMSG" | "NOTICE" => match args.split_once(' ') {
+            Some((target, text)) if !target.starts_with('#') => {
+                format!("{cmd} {target} :{}", first_word(text))
+            }
+            _ => rest.to_owned(),
+        },
+        "AUTHENTICATE" | "AWAY" | "CAP" | "GLINE" | "INVITE" | "ISON" | "JOIN" | "KICK"
+        | "KILL" | "LIST" | "LUSERS" | "MODE" | "MOTD" | "NAMES" | "NICK" | "PART" | "PING"
+        | "PONG" | "QUIT" | "TIME" | "TOPIC" | "UNGLINE" | "USER" | "USERHOST" | "VERSION"
+        | "WHO" | "WHOIS" | "WHOWAS" => rest.to_owned(),
+        _ if args.is_empty() => rest.to_owned(),
+        _ => format!("{cmd} {}", first_word(args)),
     }
 }
 
@@ -207,8 +260,7 @@ impl Recording {
                 let snap = SnapshotData::decode(bytes).map_err(|e| {
                     CanaryError::Recording(format!("the snapshot does not decode: {e}"))
                 })?;
-                let state = snap.logic_state();
-                (snap.replicated, Some(state))
+                (snap.replicated, Some(snap.logic))
             }
             None => (Replicated::default(), None),
         };
@@ -550,13 +602,21 @@ enum Step {
     Run {
         start: Start,
         room: usize,
-        limits: (Limits, Limits),
-        time_ms: u64,
-        session: u64,
+        limits: (Limits, Limits, u64),
         old: Applied,
     },
-    /// A recorded activation of another module: both sides switch.
-    Switch(Compiled),
+    /// A recorded activation of a logic module (another kind than the compared one):
+    /// both sides switch.
+    SwitchLogic(Arc<LogicModule>),
+    /// A recorded activation of a plugin that is not the compared one: both sides
+    /// activate it, and what the logic answers the new services is compared.
+    ActivatePlugin {
+        module: Arc<PluginModule>,
+        name: String,
+        ctx: Context,
+        room: usize,
+        old: Applied,
+    },
 }
 
 /// What is compared: the IRC logic, or one plugin.
@@ -573,10 +633,28 @@ fn subject(module: &Compiled, which: &'static str) -> Result<ModuleKind, CanaryE
     }
 }
 
+/// The recording's modules, compiled once each.
+struct Compiler {
+    engine: wasmtime::Engine,
+    compiled: std::collections::HashMap<String, Result<Compiled, String>>,
+}
+
+impl Compiler {
+    fn get(&mut self, bytes: &ModuleBytes) -> Result<Compiled, String> {
+        let engine = &self.engine;
+        self.compiled
+            .entry(bytes.hash())
+            .or_insert_with(|| runtime::compile(engine, &bytes.0).map_err(|e| e.to_string()))
+            .clone()
+    }
+}
+
 /// A logic for one side: the recording's start with `module` in place of its kind's.
 fn start_side(
     recording: &Recording,
-    base: &Logic,
+    compiler: &mut Compiler,
+    logic: Arc<LogicModule>,
+    (limits, plugin_limits): (Limits, Limits),
     module: &Compiled,
     which: &'static str,
 ) -> Result<Logic, CanaryError> {
@@ -584,16 +662,20 @@ fn start_side(
         which,
         why: e.to_string(),
     };
-    let mut base = match &recording.logic_state {
-        Some(state) => Logic::from_state(
-            base.module().clone(),
-            base.limits(),
-            base.plugin_limits(),
-            state,
-            |hash| plugin_of(recording, hash),
-        )
+    let modules = recording.modules();
+    let base = match &recording.logic_state {
+        Some(state) => Logic::from_state(logic, limits, plugin_limits, state, |hash| {
+            let record = modules
+                .known
+                .get(hash)
+                .ok_or_else(|| format!("the recording lacks plugin module {hash}"))?;
+            match compiler.get(&record.bytes)? {
+                Compiled::Plugin(p) => Ok(p),
+                Compiled::Logic(_) => Err(format!("module {hash} is not a plugin")),
+            }
+        })
         .map_err(fail)?,
-        None => Logic::new(base.module().clone(), base.limits()).map_err(fail)?,
+        None => Logic::new(logic, limits, plugin_limits).map_err(fail)?,
     };
     let ctx = Context {
         index: recording.start_index,
@@ -604,17 +686,6 @@ fn start_side(
         Compiled::Plugin(p) => base.fork(None, Some(p.clone()), ctx),
     }
     .map_err(fail)
-}
-
-/// A plugin module the recording knows, compiled.
-fn plugin_of(recording: &Recording, hash: &str) -> Result<Arc<runtime::PluginModule>, String> {
-    let modules = recording.modules();
-    let record = modules
-        .known
-        .get(hash)
-        .ok_or_else(|| format!("the recording lacks plugin module {hash}"))?;
-    let engine = runtime::engine().map_err(|e| e.to_string())?;
-    runtime::PluginModule::new(&engine, &record.bytes.0).map_err(|e| e.to_string())
 }
 
 /// Replays `recording` through `old` and `new` (two logic modules, or two versions of
@@ -635,11 +706,15 @@ pub fn replay(
     }
     let mut st = recording.replicated.clone();
     let config = st.config().clone();
-    let recorded = recording.modules();
-    let engine = runtime::engine().map_err(|e| CanaryError::Recording(e.to_string()))?;
+    let limits = (config.limits(), config.plugin_limits());
+    let mut compiler = Compiler {
+        engine: runtime::engine().map_err(|e| CanaryError::Recording(e.to_string()))?,
+        compiled: Default::default(),
+    };
     // The logic the network ran at the start (the builtin before any activation).
     let base_logic = match st.modules.active() {
-        Some(a) => recorded
+        Some(a) => st
+            .modules
             .known
             .get(&a.hash)
             .map(|r| r.bytes.clone())
@@ -648,21 +723,26 @@ pub fn replay(
             })?,
         None => ModuleBytes::new(unsplit_irc_component::IRC_COMPONENT),
     };
-    let base_logic =
-        runtime::LogicModule::new(&engine, &base_logic.0).map_err(|e| CanaryError::Start {
-            which: "old",
-            why: e.to_string(),
-        })?;
-    let mut base = Logic::new(base_logic, config.limits()).map_err(|e| CanaryError::Start {
-        which: "old",
-        why: e.to_string(),
-    })?;
-    base.set_limits(config.limits(), config.plugin_limits());
-    let mut old_logic = start_side(recording, &base, &old, "old")?;
-    let new_logic = start_side(recording, &base, &new, "new")?;
-    drop(base);
+    let base_logic = match compiler.get(&base_logic) {
+        Ok(Compiled::Logic(m)) => m,
+        other => {
+            return Err(CanaryError::Start {
+                which: "old",
+                why: format!("the recording's logic: {other:?}"),
+            });
+        }
+    };
+    let mut old_logic = start_side(
+        recording,
+        &mut compiler,
+        base_logic.clone(),
+        limits,
+        &old,
+        "old",
+    )?;
+    let new_logic = start_side(recording, &mut compiler, base_logic, limits, &new, "new")?;
     let total = recording.entries.len() as u64;
-    let (tx, rx) = sync_channel::<(u64, String, Step)>(4096);
+    let (tx, rx) = sync_channel::<(u64, u64, u64, String, Step)>(4096);
 
     // The new version runs on its own thread, comparing as it goes.
     let comparer = std::thread::spawn(move || {
@@ -671,14 +751,11 @@ pub fn replay(
         let mut divergent = 0u64;
         let mut divergences = Vec::new();
         let mut rejections = Vec::new();
-        for (index, input, step) in rx {
-            let (start, room, limits, time_ms, session, old) = match step {
-                Step::Switch(module) => {
-                    let switched = match module {
-                        Compiled::Logic(m) => logic.switch_to(m),
-                        Compiled::Plugin(p) => logic.switch_plugin(p, None).map(drop),
-                    };
-                    if let Err(e) = switched {
+        for (index, time_ms, session, input, step) in rx {
+            let t = Instant::now();
+            let (result, old) = match step {
+                Step::SwitchLogic(m) => {
+                    if let Err(e) = logic.switch_to(m) {
                         return Err(CanaryError::Runtime {
                             which: "new",
                             why: format!("the recorded activation at {index}: {e}"),
@@ -686,20 +763,30 @@ pub fn replay(
                     }
                     continue;
                 }
+                Step::ActivatePlugin {
+                    module,
+                    name,
+                    ctx,
+                    room,
+                    old,
+                } => (logic.activate_plugin(module, Some(&name), ctx, room), old),
                 Step::Run {
                     start,
                     room,
-                    limits,
-                    time_ms,
-                    session,
+                    limits: (l, p, at),
                     old,
-                } => (start, room, limits, time_ms, session, old),
+                } => {
+                    if (l, p) != (logic.limits(), logic.plugin_limits())
+                        && let Err(e) = logic.set_limits(l, p, at)
+                    {
+                        return Err(CanaryError::Runtime {
+                            which: "new",
+                            why: e.to_string(),
+                        });
+                    }
+                    (logic.run(start, room), old)
+                }
             };
-            if limits != (logic.limits(), logic.plugin_limits()) {
-                logic.set_limits(limits.0, limits.1);
-            }
-            let t = Instant::now();
-            let result = logic.run(start, room);
             busy += t.elapsed();
             if let Err(LogicError::Fatal(why)) = &result {
                 return Err(CanaryError::Runtime {
@@ -738,73 +825,105 @@ pub fn replay(
     let mut last_index = recording.start_index;
     let mut last_progress = Instant::now();
     let mut failure = None;
-    let mut compiled: std::collections::HashMap<String, Compiled> = Default::default();
     for (n, (index, req)) in recording.entries.iter().enumerate() {
-        last_index = *index;
+        let index = *index;
+        last_index = index;
         st.now_ms = st.now_ms.max(req.time_ms);
         let now = st.now_ms;
-        let start = match decide(&st, *index, now, &req.op) {
-            // A configuration a plugin refuses is answered before any run, as on a node.
-            Decision::Run(_) if matches!(&req.op, Op::Config { toml, .. } if old_logic.check_settings(toml).is_err()) =>
-            {
-                skipped += 1;
-                continue;
-            }
-            Decision::Run(start) => start,
+        let room = hash_room(&st);
+        if last_progress.elapsed() > Duration::from_millis(200) {
+            last_progress = Instant::now();
+            progress(n as u64 + 1, total);
+        }
+        let start = match decide(&st, index, now, &req.op) {
             Decision::Done(_) => {
                 skipped += 1;
                 continue;
             }
             Decision::Host => {
                 skipped += 1;
-                match switch_recorded(
-                    &mut st,
-                    &recorded,
-                    &engine,
-                    &mut compiled,
-                    &kind,
-                    *index,
-                    now,
-                    &req.op,
-                ) {
-                    Ok(Recorded::Nothing) => continue,
-                    Ok(Recorded::Services) => {}
-                    Ok(Recorded::Switch(module)) => {
-                        let switched = match &module {
-                            Compiled::Logic(m) => old_logic.switch_to(m.clone()),
-                            Compiled::Plugin(p) => {
-                                old_logic.switch_plugin(p.clone(), None).map(drop)
+                let step = match module_op(&mut st, &mut compiler, &kind, index, now, &req.op) {
+                    Recorded::Nothing => continue,
+                    Recorded::Services => {
+                        let ctx = Context {
+                            index,
+                            time_ms: now,
+                        };
+                        Start::SetServices(ctx, old_logic.plugin_infos())
+                    }
+                    Recorded::Logic(m) => {
+                        // As the node: a refusal leaves everything as it was.
+                        if old_logic.switch_to(m.clone()).is_ok() {
+                            push_activation(&mut st, &req.op, index, now);
+                            if tx
+                                .send((index, now, 0, String::new(), Step::SwitchLogic(m)))
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    Recorded::Plugin(module, name) => {
+                        let ctx = Context {
+                            index,
+                            time_ms: now,
+                        };
+                        let t = Instant::now();
+                        let result =
+                            old_logic.activate_plugin(module.clone(), Some(&name), ctx, room);
+                        old_busy += t.elapsed();
+                        let ran = match result {
+                            Ok(ran) => ran,
+                            Err(LogicError::Refused(_)) => continue,
+                            Err(e) => {
+                                failure = Some(CanaryError::Runtime {
+                                    which: "old",
+                                    why: e.to_string(),
+                                });
+                                break;
                             }
                         };
-                        if let Err(e) = switched {
+                        push_activation(&mut st, &req.op, index, now);
+                        absorb(&mut st, index, now, req.op.clone(), &ran.done);
+                        let old = Applied::from_result(&Ok(ran));
+                        let input = format!("(activation of plugin {name})");
+                        inputs += 1;
+                        let step = Step::ActivatePlugin {
+                            module,
+                            name,
+                            ctx,
+                            room,
+                            old,
+                        };
+                        if tx.send((index, now, 0, input, step)).is_err() {
+                            break;
+                        }
+                        continue;
+                    }
+                };
+                push_activation(&mut st, &req.op, index, now);
+                step
+            }
+            Decision::Run(start) => {
+                // A configuration a plugin refuses is answered before any run, as on a node.
+                if let Op::Config { toml, .. } = &req.op {
+                    match old_logic.check_settings(toml) {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => {
+                            skipped += 1;
+                            continue;
+                        }
+                        Err(e) => {
                             failure = Some(CanaryError::Runtime {
                                 which: "old",
-                                why: format!("the recorded activation at {index}: {e}"),
+                                why: e.to_string(),
                             });
                             break;
                         }
-                        let services = matches!(module, Compiled::Plugin(_));
-                        if tx
-                            .send((*index, String::new(), Step::Switch(module)))
-                            .is_err()
-                        {
-                            break;
-                        }
-                        if !services {
-                            continue;
-                        }
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
                     }
                 }
-                // A plugin activation tells the logic the services: a run to compare.
-                let ctx = Context {
-                    index: *index,
-                    time_ms: now,
-                };
-                Start::SetServices(ctx, old_logic.plugin_infos())
+                start
             }
         };
         inputs += 1;
@@ -813,18 +932,23 @@ pub fn replay(
             Start::Entry(e) => e.session,
             _ => 0,
         };
-        let room = hash_room(&st);
-        let limits = (old_logic.limits(), old_logic.plugin_limits());
+        let limits = (old_logic.limits(), old_logic.plugin_limits(), index);
         let t = Instant::now();
         let result = old_logic.run(start.clone(), room);
         old_busy += t.elapsed();
         let old = Applied::from_result(&result);
         match result {
             Ok(ran) => {
-                absorb(&mut st, *index, now, req.op.clone(), &ran.done);
-                let (next, next_plugins) = (st.config().limits(), st.config().plugin_limits());
-                if (next, next_plugins) != limits {
-                    old_logic.set_limits(next, next_plugins);
+                absorb(&mut st, index, now, req.op.clone(), &ran.done);
+                let next = (st.config().limits(), st.config().plugin_limits());
+                if next != (limits.0, limits.1)
+                    && let Err(e) = old_logic.set_limits(next.0, next.1, index)
+                {
+                    failure = Some(CanaryError::Runtime {
+                        which: "old",
+                        why: e.to_string(),
+                    });
+                    break;
                 }
             }
             Err(LogicError::Rejected { .. }) => absorb_rejected(&mut st, now, &req.op),
@@ -840,16 +964,10 @@ pub fn replay(
             start,
             room,
             limits,
-            time_ms: now,
-            session,
             old,
         };
-        if tx.send((*index, input, step)).is_err() {
+        if tx.send((index, now, session, input, step)).is_err() {
             break; // the new version failed; its error is reported below
-        }
-        if last_progress.elapsed() > Duration::from_millis(200) {
-            last_progress = Instant::now();
-            progress(n as u64 + 1, total);
         }
     }
     drop(tx);
@@ -882,68 +1000,102 @@ pub fn replay(
 
 /// What a recorded module operation means for the replay.
 enum Recorded {
-    /// Nothing to run (an upload, an activation of the compared logic).
+    /// Nothing to run (an upload, an activation a node refused or that changes nothing).
     Nothing,
-    /// Both sides switch to this module (an activation of another kind than the
-    /// compared one); a plugin's is followed by telling the logic the services.
-    Switch(Compiled),
-    /// An activation of the compared plugin: each side keeps its version, but the logic
-    /// is told the services, as it was.
+    /// An activation of the compared kind: each side keeps its version; for a plugin
+    /// the logic is told the services, as it was.
     Services,
+    /// Both sides switch to this logic.
+    Logic(Arc<LogicModule>),
+    /// Both sides activate this plugin.
+    Plugin(Arc<PluginModule>, String),
 }
 
-/// A recorded module operation: uploads and activations are noted in the host state.
-#[allow(clippy::too_many_arguments)]
-fn switch_recorded(
+/// A recorded module operation against the replayed host state, as a node applies it:
+/// uploads are recorded (`sm::record_upload`), activations resolved against the modules
+/// known at that point.
+fn module_op(
     st: &mut Replicated,
-    recorded: &Modules,
-    engine: &wasmtime::Engine,
-    compiled: &mut std::collections::HashMap<String, Compiled>,
+    compiler: &mut Compiler,
     subject: &ModuleKind,
     index: u64,
     now: u64,
     op: &Op,
-) -> Result<Recorded, CanaryError> {
+) -> Recorded {
     let Op::ModuleActivate { hash } = op else {
-        return Ok(Recorded::Nothing);
+        crate::sm::record_upload(&mut st.modules, index, now, op.clone());
+        return Recorded::Nothing;
     };
-    let Some(record) = recorded.known.get(hash) else {
-        return Ok(Recorded::Nothing);
+    let Some(record) = st.modules.known.get(hash).cloned() else {
+        return Recorded::Nothing;
     };
-    if record.kind == *subject {
-        return Ok(match record.kind {
-            ModuleKind::Logic => Recorded::Nothing,
-            ModuleKind::Plugin(_) => Recorded::Services,
-        });
-    }
-    if st
+    let already = st
         .modules
         .active_of(&record.kind)
-        .is_some_and(|a| a.hash == *hash)
+        .is_some_and(|a| a.hash == *hash);
+    if record.kind == *subject {
+        return match (&record.kind, already) {
+            (ModuleKind::Plugin(_), false) => Recorded::Services,
+            _ => Recorded::Nothing,
+        };
+    }
+    if already {
+        return Recorded::Nothing;
+    }
+    match (compiler.get(&record.bytes), &record.kind) {
+        (Ok(Compiled::Logic(m)), ModuleKind::Logic) => Recorded::Logic(m),
+        (Ok(Compiled::Plugin(p)), ModuleKind::Plugin(name)) => Recorded::Plugin(p, name.clone()),
+        // It does not compile, or is not what it was uploaded as: the node refused it.
+        _ => Recorded::Nothing,
+    }
+}
+
+/// Records an activation in the replayed host state.
+fn push_activation(st: &mut Replicated, op: &Op, index: u64, now: u64) {
+    if let Op::ModuleActivate { hash } = op
+        && let Some(r) = st.modules.known.get(hash)
     {
-        return Ok(Recorded::Nothing);
+        let activation = Activation {
+            hash: hash.clone(),
+            kind: r.kind.clone(),
+            version: r.version.clone(),
+            index,
+            time_ms: now,
+        };
+        st.modules.history.push(activation);
     }
-    st.modules.history.push(Activation {
-        hash: hash.clone(),
-        kind: record.kind.clone(),
-        version: record.version.clone(),
-        index,
-        time_ms: now,
-    });
-    if let Some(c) = compiled.get(hash) {
-        return Ok(Recorded::Switch(c.clone()));
-    }
-    let module = runtime::compile(engine, &record.bytes.0).map_err(|e| CanaryError::Module {
-        which: hash.clone(),
-        why: e.to_string(),
-    })?;
-    compiled.insert(hash.clone(), module.clone());
-    Ok(Recorded::Switch(module))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_reach_a_report() {
+        for (line, shown) in [
+            (
+                "PRIVMSG NickServ :IDENTIFY alice s3cret",
+                "PRIVMSG NickServ :IDENTIFY <redacted>",
+            ),
+            (
+                "privmsg nickserv :register pw mail",
+                "privmsg nickserv :register <redacted>",
+            ),
+            ("NS IDENTIFY s3cret", "NS IDENTIFY <redacted>"),
+            ("NICKSERV ghost alice pw", "NICKSERV ghost <redacted>"),
+            ("PASS nickserv=s3cret", "PASS <redacted>"),
+            ("OPER admin s3cret", "OPER <redacted>"),
+            (
+                "AUTHENTICATE AGFsaWNlAHNlY3JldA==",
+                "AUTHENTICATE <redacted>",
+            ),
+            ("AUTHENTICATE PLAIN", "AUTHENTICATE PLAIN"),
+            ("PRIVMSG NickServ :HELP", "PRIVMSG NickServ :HELP"),
+            ("PRIVMSG #c :hello there", "PRIVMSG #c :hello there"),
+        ] {
+            assert_eq!(redact(line), shown, "{line}");
+        }
+    }
 
     #[test]
     fn applied_renders_lines_recipients_and_rejections() {

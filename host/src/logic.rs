@@ -1,23 +1,34 @@
 //! The IRC logic and the services plugins as the node runs them: component instances,
-//! plus the checkpoints that make a trap survivable.
+//! plus the checkpoints that make a trap survivable and every node's instances alike.
 //!
 //! Every committed entry goes through `unsplit_statemachine::pipeline::run`: the logic
 //! applies it and lists events for services, the plugins answer actions, the logic
-//! applies those. Each component keeps a checkpoint (its snapshot) and the calls it
-//! completed since, so it can be rebuilt at any moment: new instance, restore the
-//! checkpoint, replay the calls.
+//! applies those. Each component (the logic, each plugin) keeps a checkpoint (its
+//! snapshot) and the calls it completed since, so it can be rebuilt at any moment: new
+//! instance, restore the checkpoint, replay the calls.
 //! - A trap of a **plugin** rebuilds that plugin as it was before the call; the logic is
 //!   told (`service-failed`) and the entry goes on.
 //! - A trap of the **logic** rejects the whole entry: the logic and every plugin the
 //!   entry reached are rebuilt as they were before it.
 //!
-//! Every node traps on the same call (same bytes, same limits, same fuel), so every node
-//! does the same; where a checkpoint was taken does not matter, because the replay is
-//! deterministic.
+//! **Every instance that serves calls is a fresh instance, restored from a checkpoint,
+//! that then made exactly the logged calls.** Whether a call runs out of fuel or memory
+//! can depend on an instance's history (the allocator's free lists, the high-water mark
+//! of its linear memory), not only on its state, so every node must have the same
+//! history, not just the same state:
+//! - checkpoints are taken at the same log indexes on every node (the first run at or
+//!   after each multiple of [`CHECKPOINT_EVERY`], every switch of a module, every change
+//!   of the limits), and taking one re-instantiates from it;
+//! - snapshots for raft, the shadow and the canary are the checkpoints and the logs
+//!   ([`LogicState`]): taking one calls nothing in the live instances, and a node that
+//!   restores one rebuilds exactly the instances the others have;
+//! - the host's other calls into a plugin (`info`, `check-settings`) run on a scratch
+//!   instance or are logged like the rest.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use unsplit_services::{Action, Context, Event, PluginInfo};
 use unsplit_statemachine::pipeline::{self, Done, Start};
 use unsplit_statemachine::{self as sm};
@@ -27,8 +38,8 @@ use crate::runtime::{
     TrapKind, convert, wit,
 };
 
-/// Entries between two checkpoints: bounds recovery time (replay) and memory.
-pub const CHECKPOINT_EVERY: usize = 1000;
+/// Log indexes between two checkpoints: bounds recovery time (replay) and memory.
+pub const CHECKPOINT_EVERY: u64 = 1000;
 
 /// Why an entry did not produce an outcome.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +48,8 @@ pub enum LogicError {
     /// as if it had never come.
     #[error("rejected: the IRC logic trapped ({kind:?}: {message})")]
     Rejected { kind: TrapKind, message: String },
-    /// A module could not take over the state (restore refused it or trapped).
+    /// A module could not take over the state (it failed to start, refused the state or
+    /// trapped on it).
     #[error("the module refused the state: {0}")]
     Refused(String),
     /// The runtime itself failed (not an outcome of the entry): the node cannot go on.
@@ -45,26 +57,49 @@ pub enum LogicError {
     Fatal(String),
 }
 
-fn fatal(e: RuntimeError) -> LogicError {
+fn fatal(e: impl std::fmt::Display) -> LogicError {
     LogicError::Fatal(e.to_string())
 }
 
-/// A restore that the module refused or trapped on is a refusal; anything else is fatal.
-fn restored(result: Result<Result<(), String>, RuntimeError>) -> Result<(), LogicError> {
-    match result {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(LogicError::Refused(e)),
-        Err(e @ RuntimeError::Trap { .. }) => Err(LogicError::Refused(e.to_string())),
-        Err(e) => Err(fatal(e)),
-    }
+fn refused(e: impl std::fmt::Display) -> LogicError {
+    LogicError::Refused(e.to_string())
 }
 
-/// One call the logic completed since its checkpoint.
-enum CoreCall {
+/// A call the logic completed since its checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CoreCall {
     Apply(Entry),
     SetServices(wit::Context, Vec<wit::PluginInfo>),
     Actions(wit::Context, String, Vec<wit::Action>),
     Failed(wit::Context, String, Vec<wit::Event>, String),
+}
+
+/// A call a plugin completed since its checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PluginCall {
+    Handle(wit::Context, Vec<wit::Event>),
+    CheckSettings(String),
+}
+
+/// One plugin's checkpoint and the calls since, and the module that runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginState {
+    pub name: String,
+    /// The module whose `snapshot()` wrote `checkpoint`.
+    pub hash: String,
+    pub checkpoint: Vec<u8>,
+    pub log: Vec<PluginCall>,
+}
+
+/// The whole state of the logic and its plugins, as every node holds it: checkpoints and
+/// the calls since. Restoring it rebuilds instances with the same history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogicState {
+    /// The log index of the last deterministic checkpoint (the next follows from it).
+    pub checkpoint_index: u64,
+    pub core: Vec<u8>,
+    pub core_log: Vec<CoreCall>,
+    pub plugins: Vec<PluginState>,
 }
 
 /// The IRC logic: instance, checkpoint, calls since.
@@ -75,135 +110,182 @@ struct CoreSlot {
     log: Vec<CoreCall>,
 }
 
+/// A fresh instance of `module` restored from `checkpoint`, having replayed `log`.
+fn core_instance(
+    module: &Arc<LogicModule>,
+    limits: Limits,
+    checkpoint: &[u8],
+    log: &[CoreCall],
+) -> Result<LogicInstance, RuntimeError> {
+    let mut instance = LogicInstance::new(module.clone(), limits)?;
+    instance
+        .restore(checkpoint)?
+        .map_err(|why| RuntimeError::Trap {
+            kind: TrapKind::Panic,
+            message: format!("the logic refused the state: {why}"),
+        })?;
+    for call in log {
+        match call {
+            CoreCall::Apply(e) => instance.apply_step(e).map(drop),
+            CoreCall::SetServices(ctx, infos) => instance.set_services(*ctx, infos).map(drop),
+            CoreCall::Actions(ctx, s, a) => instance.apply_actions(*ctx, s, a).map(drop),
+            CoreCall::Failed(ctx, s, e, r) => instance.service_failed(*ctx, s, e, r).map(drop),
+        }?;
+    }
+    Ok(instance)
+}
+
 impl CoreSlot {
+    /// The logic `module` from a checkpoint and its log (`None`: the module's empty state).
+    /// Any failure is a refusal: the module cannot take over.
     fn start(
         module: Arc<LogicModule>,
         limits: Limits,
-        state: Option<&[u8]>,
+        state: Option<(Vec<u8>, Vec<CoreCall>)>,
     ) -> Result<CoreSlot, LogicError> {
-        let mut instance = LogicInstance::new(module.clone(), limits).map_err(fatal)?;
-        let checkpoint = match state {
-            Some(state) => {
-                restored(instance.restore(state))?;
-                state.to_vec()
+        let (checkpoint, log) = match state {
+            Some(s) => s,
+            None => {
+                let mut scratch = LogicInstance::new(module.clone(), limits).map_err(refused)?;
+                (scratch.snapshot().map_err(refused)?, Vec::new())
             }
-            None => instance.snapshot().map_err(fatal)?,
         };
+        let instance = core_instance(&module, limits, &checkpoint, &log).map_err(refused)?;
         Ok(CoreSlot {
             module,
             instance,
             checkpoint,
-            log: Vec::new(),
+            log,
         })
     }
 
+    /// A new checkpoint from the live instance, and a fresh instance from it. If either
+    /// fails (deterministically, on every node alike) the slot stays as it was: the same
+    /// instance, the old checkpoint, a longer log.
     fn checkpoint(&mut self) -> Result<(), LogicError> {
-        self.checkpoint = self.instance.snapshot().map_err(fatal)?;
-        self.log.clear();
+        let limits = self.instance.limits();
+        let snapshot = match self.instance.snapshot() {
+            Ok(s) => s,
+            Err(RuntimeError::Trap { kind, message }) => {
+                tracing::warn!("the logic trapped taking a checkpoint ({kind:?}: {message})");
+                return self.rebuild();
+            }
+            Err(e) => return Err(fatal(e)),
+        };
+        match core_instance(&self.module, limits, &snapshot, &[]) {
+            Ok(instance) => {
+                self.instance = instance;
+                self.checkpoint = snapshot;
+                self.log.clear();
+            }
+            Err(e) => tracing::warn!("the logic refused its own checkpoint: {e}"),
+        }
         Ok(())
     }
 
     /// A new instance from the checkpoint and the logged calls.
     fn rebuild(&mut self) -> Result<(), LogicError> {
-        let mut instance =
-            LogicInstance::new(self.module.clone(), self.instance.limits()).map_err(fatal)?;
-        instance
-            .restore(&self.checkpoint)
-            .map_err(fatal)?
-            .map_err(|e| LogicError::Fatal(format!("the logic refused its own checkpoint: {e}")))?;
-        // These calls did not trap the first time; the replay is deterministic.
-        for call in &self.log {
-            match call {
-                CoreCall::Apply(e) => instance.apply_step(e).map(drop),
-                CoreCall::SetServices(ctx, infos) => instance.set_services(*ctx, infos).map(drop),
-                CoreCall::Actions(ctx, s, a) => instance.apply_actions(*ctx, s, a).map(drop),
-                CoreCall::Failed(ctx, s, e, r) => instance.service_failed(*ctx, s, e, r).map(drop),
-            }
-            .map_err(fatal)?;
-        }
-        self.instance = instance;
+        let limits = self.instance.limits();
+        self.instance = core_instance(&self.module, limits, &self.checkpoint, &self.log)
+            .map_err(|e| fatal(format!("rebuilding the logic: {e}")))?;
         Ok(())
     }
 }
 
-/// One services plugin: instance, what it said about itself, checkpoint, calls since
-/// (with the index of the entry each belongs to).
+/// One services plugin: instance, what it said about itself, checkpoint, calls since.
 struct PluginSlot {
     module: Arc<PluginModule>,
     instance: PluginInstance,
     info: PluginInfo,
     checkpoint: Vec<u8>,
-    log: Vec<(wit::Context, Vec<wit::Event>)>,
+    log: Vec<PluginCall>,
+}
+
+fn plugin_instance(
+    module: &Arc<PluginModule>,
+    limits: Limits,
+    checkpoint: &[u8],
+    log: &[PluginCall],
+) -> Result<PluginInstance, RuntimeError> {
+    let mut instance = PluginInstance::new(module.clone(), limits)?;
+    instance
+        .restore(checkpoint)?
+        .map_err(|why| RuntimeError::Trap {
+            kind: TrapKind::Panic,
+            message: format!("the plugin refused the state: {why}"),
+        })?;
+    for call in log {
+        match call {
+            PluginCall::Handle(ctx, events) => instance.handle(*ctx, events).map(drop),
+            PluginCall::CheckSettings(text) => instance.check_settings(text).map(drop),
+        }?;
+    }
+    Ok(instance)
 }
 
 impl PluginSlot {
     fn start(
         module: Arc<PluginModule>,
         limits: Limits,
-        state: Option<&[u8]>,
+        state: Option<(Vec<u8>, Vec<PluginCall>)>,
     ) -> Result<PluginSlot, LogicError> {
-        let mut instance = PluginInstance::new(module.clone(), limits).map_err(fatal)?;
-        let info: PluginInfo = match instance.info() {
-            Ok(info) => info.into(),
-            Err(e @ RuntimeError::Trap { .. }) => return Err(LogicError::Refused(e.to_string())),
-            Err(e) => return Err(fatal(e)),
+        // `info` and the empty state come from a scratch instance.
+        let mut scratch = PluginInstance::new(module.clone(), limits).map_err(refused)?;
+        let info: PluginInfo = scratch.info().map_err(refused)?.into();
+        let (checkpoint, log) = match state {
+            Some(s) => s,
+            None => (scratch.snapshot().map_err(refused)?, Vec::new()),
         };
-        let checkpoint = match state {
-            Some(state) => {
-                restored(instance.restore(state))?;
-                state.to_vec()
-            }
-            None => instance.snapshot().map_err(fatal)?,
-        };
+        let instance = plugin_instance(&module, limits, &checkpoint, &log).map_err(refused)?;
         Ok(PluginSlot {
             module,
             instance,
             info,
             checkpoint,
-            log: Vec::new(),
+            log,
         })
     }
 
+    /// See [`CoreSlot::checkpoint`].
     fn checkpoint(&mut self) -> Result<(), LogicError> {
-        self.checkpoint = self.instance.snapshot().map_err(fatal)?;
-        self.log.clear();
+        let limits = self.instance.limits();
+        let snapshot = match self.instance.snapshot() {
+            Ok(s) => s,
+            Err(RuntimeError::Trap { kind, message }) => {
+                tracing::warn!(
+                    "plugin {} trapped taking a checkpoint ({kind:?}: {message})",
+                    self.info.name
+                );
+                return self.rebuild();
+            }
+            Err(e) => return Err(fatal(e)),
+        };
+        match plugin_instance(&self.module, limits, &snapshot, &[]) {
+            Ok(instance) => {
+                self.instance = instance;
+                self.checkpoint = snapshot;
+                self.log.clear();
+            }
+            Err(e) => tracing::warn!("plugin {} refused its own checkpoint: {e}", self.info.name),
+        }
         Ok(())
     }
 
     fn rebuild(&mut self) -> Result<(), LogicError> {
-        let mut instance =
-            PluginInstance::new(self.module.clone(), self.instance.limits()).map_err(fatal)?;
-        instance
-            .restore(&self.checkpoint)
-            .map_err(fatal)?
-            .map_err(|e| {
-                LogicError::Fatal(format!(
-                    "plugin {} refused its own checkpoint: {e}",
-                    self.info.name
-                ))
-            })?;
-        for (ctx, events) in &self.log {
-            instance.handle(*ctx, events).map_err(fatal)?;
-        }
-        self.instance = instance;
+        let limits = self.instance.limits();
+        self.instance = plugin_instance(&self.module, limits, &self.checkpoint, &self.log)
+            .map_err(|e| fatal(format!("rebuilding plugin {}: {e}", self.info.name)))?;
         Ok(())
     }
-}
 
-/// Which plugin modules a state names, and their states.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PluginState {
-    pub name: String,
-    /// The module whose `snapshot()` wrote `state`.
-    pub hash: String,
-    pub state: Vec<u8>,
-}
-
-/// The whole state of the logic and its plugins.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogicState {
-    pub core: Vec<u8>,
-    pub plugins: Vec<PluginState>,
+    fn state(&self) -> PluginState {
+        PluginState {
+            name: self.info.name.clone(),
+            hash: self.module.hash.clone(),
+            checkpoint: self.checkpoint.clone(),
+            log: self.log.clone(),
+        }
+    }
 }
 
 /// A trap of a plugin during a run (the entry itself went on).
@@ -226,7 +308,8 @@ pub struct Logic {
     limits: Limits,
     plugins: BTreeMap<String, PluginSlot>,
     plugin_limits: Limits,
-    runs_since_checkpoint: usize,
+    /// The log index of the last checkpoint taken at the same index on every node.
+    checkpoint_index: u64,
     last_fuel: u64,
     /// Traps of the logic survived since start (for metrics).
     pub traps: u64,
@@ -244,31 +327,17 @@ impl std::fmt::Debug for Logic {
 
 impl Logic {
     /// A fresh logic with the empty state and no plugins.
-    pub fn new(module: Arc<LogicModule>, limits: Limits) -> Result<Logic, LogicError> {
-        Logic::start(module, limits, None)
-    }
-
-    /// A logic continuing from a snapshot of its state (no plugins yet: see
-    /// [`Logic::from_state`]).
-    pub fn from_snapshot(
+    pub fn new(
         module: Arc<LogicModule>,
         limits: Limits,
-        state: &[u8],
-    ) -> Result<Logic, LogicError> {
-        Logic::start(module, limits, Some(state))
-    }
-
-    fn start(
-        module: Arc<LogicModule>,
-        limits: Limits,
-        state: Option<&[u8]>,
+        plugin_limits: Limits,
     ) -> Result<Logic, LogicError> {
         Ok(Logic {
-            core: CoreSlot::start(module, limits, state)?,
+            core: CoreSlot::start(module, limits, None)?,
             limits,
             plugins: BTreeMap::new(),
-            plugin_limits: Limits::default(),
-            runs_since_checkpoint: 0,
+            plugin_limits,
+            checkpoint_index: 0,
             last_fuel: 0,
             traps: 0,
         })
@@ -281,16 +350,32 @@ impl Logic {
         limits: Limits,
         plugin_limits: Limits,
         state: &LogicState,
-        plugin_module: impl Fn(&str) -> Result<Arc<PluginModule>, String>,
+        mut plugin_module: impl FnMut(&str) -> Result<Arc<PluginModule>, String>,
     ) -> Result<Logic, LogicError> {
-        let mut logic = Logic::from_snapshot(module, limits, &state.core)?;
-        logic.plugin_limits = plugin_limits;
+        let core = CoreSlot::start(
+            module,
+            limits,
+            Some((state.core.clone(), state.core_log.clone())),
+        )?;
+        let mut plugins = BTreeMap::new();
         for p in &state.plugins {
             let module = plugin_module(&p.hash).map_err(LogicError::Fatal)?;
-            let slot = PluginSlot::start(module, plugin_limits, Some(&p.state))?;
-            logic.plugins.insert(slot.info.name.clone(), slot);
+            let slot = PluginSlot::start(
+                module,
+                plugin_limits,
+                Some((p.checkpoint.clone(), p.log.clone())),
+            )?;
+            plugins.insert(slot.info.name.clone(), slot);
         }
-        Ok(logic)
+        Ok(Logic {
+            core,
+            limits,
+            plugins,
+            plugin_limits,
+            checkpoint_index: state.checkpoint_index,
+            last_fuel: 0,
+            traps: 0,
+        })
     }
 
     pub fn module(&self) -> &Arc<LogicModule> {
@@ -305,14 +390,22 @@ impl Logic {
         self.plugin_limits
     }
 
-    /// New limits from the next entry on (a configuration change).
-    pub fn set_limits(&mut self, limits: Limits, plugin_limits: Limits) {
+    /// New limits from the next entry on (a configuration change at `index`). Every
+    /// component takes a checkpoint here, so no log spans two sets of limits (a rebuild
+    /// replays calls under the limits they ran with).
+    pub fn set_limits(
+        &mut self,
+        limits: Limits,
+        plugin_limits: Limits,
+        index: u64,
+    ) -> Result<(), LogicError> {
         self.limits = limits;
         self.core.instance.set_limits(limits);
         self.plugin_limits = plugin_limits;
         for p in self.plugins.values_mut() {
             p.instance.set_limits(plugin_limits);
         }
+        self.checkpoint(index)
     }
 
     /// The plugins, by name: their modules and what they said about themselves.
@@ -326,76 +419,110 @@ impl Logic {
     }
 
     /// The same state in another logic module: snapshot from this one, restore into
-    /// `module`. On `Err` this logic is unchanged and stays usable.
+    /// `module` (at an activation entry, on every node alike). On `Err` this logic is
+    /// unchanged and stays usable.
     pub fn switch_to(&mut self, module: Arc<LogicModule>) -> Result<(), LogicError> {
-        self.core.checkpoint()?;
-        let next = CoreSlot::start(module, self.limits, Some(&self.core.checkpoint))?;
-        self.core = next;
+        let state = match self.core.instance.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                self.core.rebuild()?;
+                return Err(refused(format!(
+                    "the old module could not save its state: {e}"
+                )));
+            }
+        };
+        self.core = CoreSlot::start(module, self.limits, Some((state, Vec::new())))?;
         Ok(())
     }
 
     /// Runs `module` as the plugin of its name (which must be `expected`, when given):
     /// the state of the plugin it replaces carries over (snapshot → restore), a new
-    /// plugin starts empty. The logic must be told next (`Start::SetServices` with
-    /// [`Logic::plugin_infos`]). On `Err` nothing changed.
-    pub fn switch_plugin(
+    /// plugin starts empty; then the logic is told the services (`set-services`, at
+    /// `ctx`). When anything fails (the plugin, or the logic on the new list) everything
+    /// stays as it was and the activation is refused.
+    pub fn activate_plugin(
         &mut self,
         module: Arc<PluginModule>,
         expected: Option<&str>,
-    ) -> Result<PluginInfo, LogicError> {
-        let fresh = PluginSlot::start(module.clone(), self.plugin_limits, None)?;
-        let name = fresh.info.name.clone();
+        ctx: Context,
+        hash_room: usize,
+    ) -> Result<Ran, LogicError> {
+        let mut scratch =
+            PluginInstance::new(module.clone(), self.plugin_limits).map_err(refused)?;
+        let name = PluginInfo::from(scratch.info().map_err(refused)?).name;
         if let Some(expected) = expected.filter(|e| *e != name) {
-            return Err(LogicError::Refused(format!(
+            return Err(refused(format!(
                 "the plugin calls itself {name}, not {expected}"
             )));
         }
-        let slot = match self.plugins.get_mut(&name) {
-            Some(old) => {
-                old.checkpoint()?;
-                PluginSlot::start(module, self.plugin_limits, Some(&old.checkpoint))?
-            }
-            None => fresh,
+        let state = match self.plugins.get_mut(&name) {
+            Some(old) => match old.instance.snapshot() {
+                Ok(s) => Some((s, Vec::new())),
+                Err(e) => {
+                    old.rebuild()?;
+                    return Err(refused(format!(
+                        "the old plugin could not save its state: {e}"
+                    )));
+                }
+            },
+            None => None,
         };
-        let info = slot.info.clone();
-        self.plugins.insert(name, slot);
-        Ok(info)
+        let slot = PluginSlot::start(module, self.plugin_limits, state)?;
+        let previous = self.plugins.insert(name.clone(), slot);
+        let infos = self.plugin_infos();
+        match self.run(Start::SetServices(ctx, infos), hash_room) {
+            Ok(ran) => Ok(ran),
+            Err(e) => {
+                match previous {
+                    Some(p) => self.plugins.insert(name, p),
+                    None => self.plugins.remove(&name),
+                };
+                Err(match e {
+                    LogicError::Rejected { kind, message } => refused(format!(
+                        "the IRC logic failed on the new services ({kind:?}: {message})"
+                    )),
+                    other => other,
+                })
+            }
+        }
     }
 
     /// Whether every plugin accepts its `[Plugins.<name>]` table of the network
     /// configuration `toml`: `Err` names the table's line, the plugin and the reason.
-    /// Asked before a configuration entry runs, so an invalid one is refused and nothing
-    /// changes. Tables of plugins that do not run here are not checked; a document the
-    /// logic refuses anyway is left to it. Deterministic, and no plugin state changes
-    /// (a plugin that traps while checking is rebuilt from its checkpoint).
-    pub fn check_settings(&mut self, toml: &str) -> Result<(), String> {
+    /// Asked before a configuration entry runs (on every node alike), so an invalid one
+    /// is refused and nothing changes. Tables of plugins that do not run here are not
+    /// checked; a document the logic refuses anyway is left to it. The calls are logged
+    /// like any other (a plugin that traps while checking is rebuilt).
+    pub fn check_settings(&mut self, toml: &str) -> Result<Result<(), String>, LogicError> {
         let Ok(config) = sm::Config::from_toml(toml) else {
-            return Ok(());
+            return Ok(Ok(()));
         };
         for (name, table) in &config.plugins {
             let Some(slot) = self.plugins.get_mut(name) else {
                 continue;
             };
             let refused = match slot.instance.check_settings(table) {
-                Ok(Ok(())) => continue,
-                Ok(Err(reason)) => reason,
+                Ok(answer) => {
+                    slot.log.push(PluginCall::CheckSettings(table.clone()));
+                    match answer {
+                        Ok(()) => continue,
+                        Err(reason) => reason,
+                    }
+                }
                 Err(e @ RuntimeError::Trap { .. }) => {
-                    slot.rebuild().map_err(|e| e.to_string())?;
+                    slot.rebuild()?;
                     format!("the plugin failed while checking them ({e})")
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(fatal(e)),
             };
             let line = toml
                 .lines()
-                .position(|l| {
-                    let l = l.trim().replace(['"', ' '], "");
-                    l == format!("[Plugins.{name}]")
-                })
+                .position(|l| l.trim().replace(['"', ' '], "") == format!("[Plugins.{name}]"))
                 .map(|i| format!("line {}: ", i + 1))
                 .unwrap_or_default();
-            return Err(format!("{line}Plugins.{name}: {refused}"));
+            return Ok(Err(format!("{line}Plugins.{name}: {refused}")));
         }
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Fuel the last run used (logic and plugins).
@@ -407,6 +534,10 @@ impl Logic {
     /// it (everything rolls back); plugin traps are survived and reported. At most
     /// `hash_room` password hash jobs come back (see `pipeline::run`).
     pub fn run(&mut self, start: Start, hash_room: usize) -> Result<Ran, LogicError> {
+        let index = match &start {
+            Start::Entry(e) => e.index,
+            Start::SetServices(ctx, _) | Start::Event(ctx, _) => ctx.index,
+        };
         let core_mark = self.core.log.len();
         let plugin_marks: Vec<(String, usize)> = self
             .plugins
@@ -432,9 +563,8 @@ impl Logic {
         }
         match result {
             Ok(done) => {
-                self.runs_since_checkpoint += 1;
-                if self.runs_since_checkpoint >= CHECKPOINT_EVERY {
-                    self.checkpoint()?;
+                if index >= (self.checkpoint_index / CHECKPOINT_EVERY + 1) * CHECKPOINT_EVERY {
+                    self.checkpoint(index)?;
                 }
                 Ok(Ran { done, plugin_traps })
             }
@@ -462,65 +592,68 @@ impl Logic {
             .map(|r| r.done.outcome)
     }
 
-    /// The whole state; also becomes the new checkpoint of every component.
-    pub fn state(&mut self) -> Result<LogicState, LogicError> {
-        self.checkpoint()?;
-        Ok(LogicState {
+    /// The whole state: every component's checkpoint and the calls since. Calls nothing
+    /// in the instances.
+    pub fn state(&self) -> LogicState {
+        LogicState {
+            checkpoint_index: self.checkpoint_index,
             core: self.core.checkpoint.clone(),
-            plugins: self
-                .plugins
-                .values()
-                .map(|p| PluginState {
-                    name: p.info.name.clone(),
-                    hash: p.module.hash.clone(),
-                    state: p.checkpoint.clone(),
-                })
-                .collect(),
-        })
+            core_log: self.core.log.clone(),
+            plugins: self.plugins.values().map(PluginSlot::state).collect(),
+        }
     }
 
-    /// The logic's own state (see [`Logic::state`] for the plugins' too).
-    pub fn snapshot(&mut self) -> Result<Vec<u8>, LogicError> {
-        self.core.checkpoint()?;
-        Ok(self.core.checkpoint.clone())
-    }
-
-    fn checkpoint(&mut self) -> Result<(), LogicError> {
+    /// A checkpoint of every component at log index `index`, which must be the same on
+    /// every node (see the module's documentation).
+    pub fn checkpoint(&mut self, index: u64) -> Result<(), LogicError> {
         self.core.checkpoint()?;
         for p in self.plugins.values_mut() {
             p.checkpoint()?;
         }
-        self.runs_since_checkpoint = 0;
+        self.checkpoint_index = index;
         Ok(())
     }
 
+    /// The logic's own state after a checkpoint now (for tests and benchmarks; a node
+    /// takes checkpoints only at indexes every node agrees on).
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, LogicError> {
+        let index = self.checkpoint_index;
+        self.checkpoint(index)?;
+        Ok(self.core.checkpoint.clone())
+    }
+
     /// A copy of this logic and its plugins, with `logic` or `plugin` running instead of
-    /// the current one (for a shadow or the canary). Both start from this state; a
+    /// the current one (for a shadow or the canary). It starts from this state; a
     /// replaced plugin is announced to the copy's logic (at `ctx`, output dropped), as an
     /// activation would.
     pub fn fork(
-        &mut self,
+        &self,
         logic: Option<Arc<LogicModule>>,
         plugin: Option<Arc<PluginModule>>,
         ctx: Context,
     ) -> Result<Logic, LogicError> {
-        let state = self.state()?;
         let plugins: BTreeMap<String, Arc<PluginModule>> = self
             .plugins
             .values()
             .map(|p| (p.module.hash.clone(), p.module.clone()))
             .collect();
-        let module = logic.unwrap_or_else(|| self.core.module.clone());
-        let mut fork = Logic::from_state(module, self.limits, self.plugin_limits, &state, |h| {
-            plugins
-                .get(h)
-                .cloned()
-                .ok_or_else(|| format!("plugin module {h} is not loaded"))
-        })?;
+        let mut fork = Logic::from_state(
+            self.core.module.clone(),
+            self.limits,
+            self.plugin_limits,
+            &self.state(),
+            |h| {
+                plugins
+                    .get(h)
+                    .cloned()
+                    .ok_or_else(|| format!("plugin module {h} is not loaded"))
+            },
+        )?;
+        if let Some(logic) = logic {
+            fork.switch_to(logic)?;
+        }
         if let Some(plugin) = plugin {
-            fork.switch_plugin(plugin, None)?;
-            let infos = fork.plugin_infos();
-            fork.run(Start::SetServices(ctx, infos), 0)?;
+            fork.activate_plugin(plugin, None, ctx, 0)?;
         }
         Ok(fork)
     }
@@ -637,7 +770,7 @@ impl pipeline::Services for ServicesSide<'_> {
         self.fuel += slot.instance.last_fuel();
         match result {
             Ok(actions) => {
-                slot.log.push((wctx, wevents));
+                slot.log.push(PluginCall::Handle(wctx, wevents));
                 Ok(actions.into_iter().map(Into::into).collect())
             }
             Err(RuntimeError::Trap { kind, message }) => {

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 
-use crate::runtime::{self, Compiled, LogicModule, PluginModule};
+use crate::runtime::{
+    self, Compiled, Limits, LogicInstance, LogicModule, PluginInstance, PluginModule,
+};
 
 /// Modules kept at most. Uploading one more forgets the oldest that is neither active nor
 /// the one before it for its kind (so a rollback target is always kept).
@@ -403,7 +405,12 @@ impl ModuleCache {
     }
 
     fn compile_into(&self, slot: &Slot, bytes: &[u8]) {
-        let result = runtime::compile(&self.engine, bytes).map_err(|e| e.to_string());
+        // A panic inside the compiler must not leave the slot empty: an activation
+        // waiting for it would wait forever.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            runtime::compile(&self.engine, bytes).map_err(|e| e.to_string())
+        }))
+        .unwrap_or_else(|_| Err("the compiler failed on this module".into()));
         let (lock, cond) = &**slot;
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
         cond.notify_all();
@@ -449,14 +456,22 @@ impl ModuleCache {
     }
 
     /// Compiles and checks a module before it is proposed: valid, supported contract,
-    /// imports only `unsplit:*`, and `info()` answers (a plugin's with a usable name and
-    /// nick). The compiled module is kept.
-    pub fn check(&self, bytes: &ModuleBytes) -> Result<(Compiled, Checked), String> {
+    /// imports only `unsplit:*`, it starts within the network's limits (`limits` for the
+    /// logic, `plugin_limits` for a plugin) and `info()` answers (a plugin's with a usable
+    /// name). The compiled module is kept.
+    pub fn check(
+        &self,
+        bytes: &ModuleBytes,
+        limits: Limits,
+        plugin_limits: Limits,
+    ) -> Result<(Compiled, Checked), String> {
         let compiled = self.compiled(bytes)?;
         let failed = |e: runtime::RuntimeError| format!("the module's info() failed: {e}");
         let checked = match &compiled {
             Compiled::Logic(m) => {
-                let info = m.info().map_err(failed)?;
+                let info = LogicInstance::new(m.clone(), limits)
+                    .and_then(|mut i| i.info())
+                    .map_err(failed)?;
                 Checked {
                     kind: ModuleKind::Logic,
                     name: info.name,
@@ -465,7 +480,9 @@ impl ModuleCache {
                 }
             }
             Compiled::Plugin(m) => {
-                let info = m.info().map_err(failed)?;
+                let info = PluginInstance::new(m.clone(), plugin_limits)
+                    .and_then(|mut i| i.info())
+                    .map_err(failed)?;
                 let name_ok = !info.name.is_empty()
                     && info.name.len() <= 32
                     && info

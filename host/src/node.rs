@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use openraft::storage::RaftLogStorage;
@@ -409,13 +409,23 @@ async fn serve(
 async fn leader_duties(api: Arc<Api>, network: String) {
     let mut interval = tokio::time::interval(TICK_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A built-in module the network refuses is not proposed again and again: the next
+    // try waits twice as long each time (at most a minute).
+    let (mut pin_backoff, mut pin_next) = (Duration::from_millis(200), Instant::now());
     loop {
         let is_leader = api.raft.metrics().borrow().state == ServerState::Leader;
         if is_leader {
-            if needs_builtins(&api)
-                && let Err(e) = pin_builtin_modules(&api).await
-            {
-                tracing::warn!("pinning the built-in modules: {e}");
+            if needs_builtins(&api) && Instant::now() >= pin_next {
+                match pin_builtin_modules(&api).await {
+                    Ok(()) => pin_backoff = Duration::from_millis(200),
+                    Err(e) => {
+                        tracing::warn!(
+                            "pinning the built-in modules: {e}; retrying in {pin_backoff:?}"
+                        );
+                        pin_next = Instant::now() + pin_backoff;
+                        pin_backoff = (pin_backoff * 2).min(Duration::from_secs(60));
+                    }
+                }
             }
             let needs_config = api.shared.read().config_revision == 0;
             if needs_config {
@@ -482,11 +492,16 @@ async fn hash_passwords(api: Arc<Api>) {
                 let key = (job.service.clone(), job.id);
                 let started = std::time::Instant::now();
                 let hashed = tokio::task::spawn_blocking(move || {
+                    if job.password.is_empty() {
+                        // Restored from a snapshot, which never holds passwords.
+                        return Err("the request was interrupted; please try again".to_owned());
+                    }
                     unsplit_services::hasher::hash_password(
                         &job.password,
                         &job.salt,
                         job.algorithm.as_deref(),
                     )
+                    .map_err(|e| e.to_string())
                 })
                 .await;
                 drop(permit);
@@ -503,7 +518,7 @@ async fn hash_passwords(api: Arc<Api>) {
                         algorithm: h.algorithm,
                         hash: h.hash,
                     }),
-                    Ok(Err(e)) => Err(e.to_string()),
+                    Ok(Err(e)) => Err(e),
                     Err(e) => Err(format!("the hash failed: {e}")),
                 };
                 let op = Op::PasswordHashed {
@@ -557,9 +572,14 @@ async fn pin_builtin_modules(api: &Api) -> Result<(), String> {
         if !api.shared.read().modules.known.contains_key(&hash) {
             let cache = api.cache.clone();
             let b = bytes.clone();
-            let (_, info) = tokio::task::spawn_blocking(move || cache.check(&b))
-                .await
-                .map_err(|e| e.to_string())??;
+            let limits = {
+                let st = api.shared.read();
+                (st.config().limits(), st.config().plugin_limits())
+            };
+            let (_, info) =
+                tokio::task::spawn_blocking(move || cache.check(&b, limits.0, limits.1))
+                    .await
+                    .map_err(|e| e.to_string())??;
             match api.commit_upload(&bytes, &info).await {
                 Ok(crate::raft::Response::ModuleUploaded(_)) => {}
                 Ok(other) => return Err(format!("uploading {kind}: {other:?}")),

@@ -19,6 +19,8 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit/irc-1.0.0",
         world: "irc-logic",
+        // The calls a component completed are part of snapshots (see `logic`).
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
     });
 }
 
@@ -27,6 +29,7 @@ mod services_bindings {
     wasmtime::component::bindgen!({
         path: ["../wit/irc-1.0.0", "../wit/services-1.0.0"],
         world: "unsplit:services/irc-logic-with-services",
+        additional_derives: [serde::Serialize, serde::Deserialize, PartialEq],
         with: {
             "unsplit:irc/types@1.0.0": super::bindings::unsplit::irc::types,
             "unsplit:irc/host@1.0.0": super::bindings::unsplit::irc::host,
@@ -456,17 +459,24 @@ impl Sandbox {
             .map_err(|e| classify(e, false))
     }
 
-    /// Runs one call with a fresh fuel budget; a trap poisons the sandbox.
+    /// Runs one call with a fresh budget; a trap poisons the sandbox.
     fn call<T>(
         &mut self,
-        fuel: u64,
+        budget: Budget,
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, RuntimeError> {
         if self.poisoned {
             return Err(RuntimeError::Poisoned);
         }
+        let (fuel, memory) = match budget {
+            Budget::Call => (self.limits.fuel_per_call, self.limits.memory_bytes),
+            // A lowered memory limit must never make the state unreadable.
+            Budget::State => (self.limits.fuel_per_state_call, STATE_MEMORY_BYTES),
+        };
         self.store.set_fuel(fuel).map_err(RuntimeError::engine)?;
-        self.store.data_mut().limits.refused = false;
+        let data = self.store.data_mut();
+        data.limits.refused = false;
+        data.limits.max_bytes = memory;
         let result = f(&mut self.store);
         self.last_fuel = fuel - self.store.get_fuel().unwrap_or(0);
         result.map_err(|e| {
@@ -480,6 +490,19 @@ impl Sandbox {
         self.store.data_mut().limits.max_bytes = limits.memory_bytes;
     }
 }
+
+/// Which budget a call gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// An entry's work: the configured fuel and memory limits.
+    Call,
+    /// The host's own calls (`info`, `snapshot`, `restore`, `check-settings`): their own
+    /// fuel budget, and memory up to what wasm32 can address.
+    State,
+}
+
+/// The memory cap of the host's own calls (the whole 32-bit address space).
+const STATE_MEMORY_BYTES: usize = 4 << 30;
 
 /// How the host calls an instance of the IRC logic.
 enum CoreBindings {
@@ -505,9 +528,9 @@ impl std::fmt::Debug for LogicInstance {
 
 /// Calls `unsplit:irc/logic.$method` whichever bindings the instance has.
 macro_rules! logic_call {
-    ($self:ident, $fuel:expr, $method:ident $(, $arg:expr)*) => {{
+    ($self:ident, $budget:expr, $method:ident $(, $arg:expr)*) => {{
         let bindings = &$self.bindings;
-        $self.sandbox.call($fuel, |s| match bindings {
+        $self.sandbox.call($budget, |s| match bindings {
             CoreBindings::Plain(b) => b.unsplit_irc_logic().$method(s $(, $arg)*),
             CoreBindings::Services(b) => b.unsplit_irc_logic().$method(s $(, $arg)*),
         })
@@ -518,7 +541,6 @@ macro_rules! logic_call {
 /// step (it has no services).
 macro_rules! core_call {
     ($self:ident, $method:ident $(, $arg:expr)*) => {{
-        let fuel = $self.sandbox.limits.fuel_per_call;
         match &$self.bindings {
             CoreBindings::Plain(_) => Ok(Step {
                 outcome: Outcome { lines: Vec::new(), closed: Vec::new(), error: None },
@@ -526,7 +548,7 @@ macro_rules! core_call {
             }),
             CoreBindings::Services(b) => $self
                 .sandbox
-                .call(fuel, |s| b.unsplit_services_core().$method(s $(, $arg)*)),
+                .call(Budget::Call, |s| b.unsplit_services_core().$method(s $(, $arg)*)),
         }
     }};
 }
@@ -559,12 +581,12 @@ impl LogicInstance {
     }
 
     pub fn info(&mut self) -> Result<ModuleInfo, RuntimeError> {
-        logic_call!(self, self.sandbox.limits.fuel_per_state_call, call_info)
+        logic_call!(self, Budget::State, call_info)
     }
 
     /// Applies one committed entry (`unsplit:irc/logic.apply`: no services).
     pub fn apply(&mut self, entry: &Entry) -> Result<Outcome, RuntimeError> {
-        logic_call!(self, self.sandbox.limits.fuel_per_call, call_apply, entry)
+        logic_call!(self, Budget::Call, call_apply, entry)
     }
 
     /// Applies one committed entry, with the events for services when the logic has the
@@ -608,17 +630,12 @@ impl LogicInstance {
 
     /// The logic's whole state.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, RuntimeError> {
-        logic_call!(self, self.sandbox.limits.fuel_per_state_call, call_snapshot)
+        logic_call!(self, Budget::State, call_snapshot)
     }
 
     /// Replaces the state; the inner `Err` is the logic refusing the bytes.
     pub fn restore(&mut self, data: &[u8]) -> Result<Result<(), String>, RuntimeError> {
-        logic_call!(
-            self,
-            self.sandbox.limits.fuel_per_state_call,
-            call_restore,
-            data
-        )
+        logic_call!(self, Budget::State, call_restore, data)
     }
 
     /// New limits for the following calls (a configuration change at a log index).
@@ -673,16 +690,14 @@ impl PluginInstance {
 
     pub fn info(&mut self) -> Result<wit::PluginInfo, RuntimeError> {
         let b = &self.bindings;
-        let fuel = self.sandbox.limits.fuel_per_state_call;
         self.sandbox
-            .call(fuel, |s| b.unsplit_services_plugin().call_info(s))
+            .call(Budget::State, |s| b.unsplit_services_plugin().call_info(s))
     }
 
     /// Whether the plugin would accept these settings (it changes nothing).
     pub fn check_settings(&mut self, settings: &str) -> Result<Result<(), String>, RuntimeError> {
         let b = &self.bindings;
-        let fuel = self.sandbox.limits.fuel_per_state_call;
-        self.sandbox.call(fuel, |s| {
+        self.sandbox.call(Budget::State, |s| {
             b.unsplit_services_plugin().call_check_settings(s, settings)
         })
     }
@@ -693,24 +708,23 @@ impl PluginInstance {
         events: &[wit::Event],
     ) -> Result<Vec<wit::Action>, RuntimeError> {
         let b = &self.bindings;
-        let fuel = self.sandbox.limits.fuel_per_call;
-        self.sandbox.call(fuel, |s| {
+        self.sandbox.call(Budget::Call, |s| {
             b.unsplit_services_plugin().call_handle(s, ctx, events)
         })
     }
 
     pub fn snapshot(&mut self) -> Result<Vec<u8>, RuntimeError> {
         let b = &self.bindings;
-        let fuel = self.sandbox.limits.fuel_per_state_call;
-        self.sandbox
-            .call(fuel, |s| b.unsplit_services_plugin().call_snapshot(s))
+        self.sandbox.call(Budget::State, |s| {
+            b.unsplit_services_plugin().call_snapshot(s)
+        })
     }
 
     pub fn restore(&mut self, data: &[u8]) -> Result<Result<(), String>, RuntimeError> {
         let b = &self.bindings;
-        let fuel = self.sandbox.limits.fuel_per_state_call;
-        self.sandbox
-            .call(fuel, |s| b.unsplit_services_plugin().call_restore(s, data))
+        self.sandbox.call(Budget::State, |s| {
+            b.unsplit_services_plugin().call_restore(s, data)
+        })
     }
 
     pub fn set_limits(&mut self, limits: Limits) {
@@ -722,12 +736,15 @@ impl PluginInstance {
     }
 }
 
+/// What went wrong in a call into a component. Every error a call returns is the
+/// component's doing — a wasm trap, or a fault wasmtime found in what it returned (a
+/// pointer out of bounds, a bad discriminant) — so every one is a trap: deterministic,
+/// and an outcome of the entry rather than a failure of the node.
 fn classify(e: wasmtime::Error, memory_refused: bool) -> RuntimeError {
     let kind = match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => TrapKind::OutOfFuel,
         _ if memory_refused => TrapKind::OutOfMemory,
-        Some(_) => TrapKind::Panic,
-        None => return RuntimeError::Engine(format!("{e:#}")),
+        _ => TrapKind::Panic,
     };
     // The trap itself, not the wasm backtrace (which names host-specific offsets).
     let message = match e.downcast_ref::<Trap>() {

@@ -27,7 +27,7 @@ use unsplit_services::{Context, Event, Hashed};
 use unsplit_statemachine::pipeline::{Done, HashJob, Start};
 use unsplit_statemachine::{self as irc, ServiceEvent};
 
-use crate::logic::{Logic, LogicError, LogicState, PluginState, PluginTrap, Ran};
+use crate::logic::{Logic, LogicError, LogicState, PluginTrap, Ran};
 use crate::modules::{Activation, ModuleCache, ModuleKind, ModuleRecord, Modules};
 use crate::netconfig::NetConfig;
 use crate::output::{Batch, OutLine, OutputWindow};
@@ -49,6 +49,9 @@ pub const PENDING_HASH_TTL_MS: u64 = 5 * 60 * 1000;
 pub struct PendingHash {
     pub service: String,
     pub id: u64,
+    /// Never written to a snapshot: a node that restores one has the request without
+    /// the password, and answers it (as leader) with "please try again".
+    #[serde(skip)]
     pub password: String,
     pub salt: Vec<u8>,
     pub algorithm: Option<String>,
@@ -108,24 +111,14 @@ impl Replicated {
     }
 }
 
-/// What a snapshot carries: the host's state, the logic's state and the plugins'.
+/// What a snapshot carries: the host's state, and the logic's and the plugins' (their
+/// checkpoints and the calls since, see `logic`).
 #[derive(Serialize, Deserialize)]
 pub struct SnapshotData {
     pub replicated: Replicated,
-    pub logic: Vec<u8>,
-    /// The module whose `snapshot()` wrote `logic`.
+    pub logic: LogicState,
+    /// The module whose `snapshot()` wrote the logic's checkpoint.
     pub module_hash: String,
-    pub plugins: Vec<PluginState>,
-}
-
-impl SnapshotData {
-    /// The logic's and the plugins' state.
-    pub fn logic_state(&self) -> LogicState {
-        LogicState {
-            core: self.logic.clone(),
-            plugins: self.plugins.clone(),
-        }
-    }
 }
 
 impl SnapshotData {
@@ -285,7 +278,10 @@ impl StateMachine {
                 *shared.write() = snap.replicated;
                 logic
             }
-            None => Logic::new(builtin.clone(), NetConfig::default().limits()).map_err(io_err)?,
+            None => {
+                let d = NetConfig::default();
+                Logic::new(builtin.clone(), d.limits(), d.plugin_limits()).map_err(io_err)?
+            }
         };
         let sm = StateMachine {
             shared: shared.clone(),
@@ -319,7 +315,7 @@ impl StateMachine {
             (start, hash_room(&st))
         };
         if let Op::Config { toml, .. } = &req.op
-            && let Err(e) = self.logic.check_settings(toml)
+            && let Err(e) = self.logic.check_settings(toml).map_err(io_err)?
         {
             return Ok(Response::ConfigRefused(format!(
                 "invalid network configuration: {e}"
@@ -334,8 +330,12 @@ impl StateMachine {
         let result = self.logic.run(start, room);
         let counters = &self.shared.counters;
         counters.observe_apply(started.elapsed(), self.logic.last_fuel());
-        if let (Some(shadow), Some(start)) = (&mut self.shadow, shadow_start) {
-            shadow.compare(start, room, &result, &self.shared);
+        if let (Some(shadow), Some(start)) = (&mut self.shadow, shadow_start)
+            && let Err(e) = shadow.compare(start, room, &result, &self.shared)
+        {
+            // The shadow's own runtime failed: it stops, the network never notices.
+            self.shared.shadow_status().error = Some(e.to_string());
+            self.shadow = None;
         }
         let ran = match result {
             Ok(ran) => ran,
@@ -387,9 +387,14 @@ impl StateMachine {
         if let Some((limits, plugin_limits)) = limits
             && (limits, plugin_limits) != (self.logic.limits(), self.logic.plugin_limits())
         {
-            self.logic.set_limits(limits, plugin_limits);
-            if let Some(shadow) = &mut self.shadow {
-                shadow.logic.set_limits(limits, plugin_limits);
+            self.logic
+                .set_limits(limits, plugin_limits, index)
+                .map_err(io_err)?;
+            if let Some(shadow) = &mut self.shadow
+                && let Err(e) = shadow.logic.set_limits(limits, plugin_limits, index)
+            {
+                self.shared.shadow_status().error = Some(e.to_string());
+                self.shadow = None;
             }
         }
         self.deliver(index, now, ran.done.outcome);
@@ -533,7 +538,7 @@ impl StateMachine {
                         record.version
                     );
                     if let Some(shadow) = &mut self.shadow {
-                        shadow.reseed(&mut self.logic, &self.shared);
+                        shadow.reseed(&self.logic, &self.shared);
                     }
                 }
                 self.shared.write().modules.history.push(activation);
@@ -580,18 +585,12 @@ impl StateMachine {
                     Ok(m) => m,
                     Err(e) => return Ok(Err(format!("module {hash} does not compile: {e}"))),
                 };
-                match self.logic.switch_plugin(module, Some(name)) {
-                    Ok(_) => {}
-                    Err(LogicError::Refused(e)) => return refused(e),
-                    Err(e) => return Err(io_err(e)),
-                }
                 let ctx = Context {
                     index,
                     time_ms: now,
                 };
                 let room = hash_room(&self.shared.read());
-                let infos = self.logic.plugin_infos();
-                match self.logic.run(Start::SetServices(ctx, infos), room) {
+                match self.logic.activate_plugin(module, Some(name), ctx, room) {
                     Ok(ran) => {
                         let mut st = self.shared.write();
                         let op = Op::ModuleActivate { hash: hash.clone() };
@@ -601,10 +600,7 @@ impl StateMachine {
                         self.deliver(index, now, ran.done.outcome);
                         Ok(Ok(()))
                     }
-                    // The logic trapped on the new list of services: it keeps the old one.
-                    Err(LogicError::Rejected { kind, message }) => Ok(Err(format!(
-                        "the IRC logic failed on the new services ({kind:?}: {message})"
-                    ))),
+                    Err(LogicError::Refused(e)) => refused(e),
                     Err(e) => Err(io_err(e)),
                 }
             }
@@ -631,7 +627,7 @@ impl StateMachine {
                     .ok_or_else(|| format!("no module {hash} has been uploaded"))
                     .and_then(|r| {
                         let module = self.cache.compiled(&r.bytes)?;
-                        let logic = fork_with(&mut self.logic, &module, here(&self.shared))?;
+                        let logic = fork_with(&self.logic, &module, here(&self.shared))?;
                         Ok((r, module, logic))
                     });
                 let since = self.shared.read().applied_index();
@@ -705,7 +701,7 @@ pub fn hash_room(st: &Replicated) -> usize {
 
 /// A copy of `logic` running `module` (the logic or a plugin) instead of the active one;
 /// `ctx` is where it starts.
-pub fn fork_with(logic: &mut Logic, module: &Compiled, ctx: Context) -> Result<Logic, String> {
+pub fn fork_with(logic: &Logic, module: &Compiled, ctx: Context) -> Result<Logic, String> {
     let forked = match module {
         Compiled::Logic(m) => logic.fork(Some(m.clone()), None, ctx),
         Compiled::Plugin(p) => logic.fork(None, Some(p.clone()), ctx),
@@ -1015,7 +1011,7 @@ impl RejectedEntry {
 fn describe_input(op: &Op) -> String {
     let mut text = match op {
         Op::CreateSession { remote_addr, .. } => format!("create session from {remote_addr}"),
-        Op::Line { data, .. } => data.clone(),
+        Op::Line { data, .. } => crate::canary::redact(data),
         Op::DeleteSession { quit_message, .. } => format!("delete session: {quit_message}"),
         Op::Tick => "tick".into(),
         Op::Config { revision, .. } => format!("configuration revision {revision}"),
@@ -1056,9 +1052,12 @@ impl Shadow {
         room: usize,
         active: &Result<Ran, LogicError>,
         shared: &Shared,
-    ) {
+    ) -> Result<(), LogicError> {
         let (index, input) = crate::canary::describe_start(&start);
         let shadow = self.logic.run(start, room);
+        if let Err(e @ LogicError::Fatal(_)) = shadow {
+            return Err(e);
+        }
         let a = crate::canary::Applied::from_result(active);
         let b = crate::canary::Applied::from_result(&shadow);
         let mut status = shared.shadow_status();
@@ -1080,10 +1079,11 @@ impl Shadow {
                 status.recent.pop_front();
             }
         }
+        Ok(())
     }
 
     /// After a switch of an active module: start again from the active state.
-    fn reseed(&mut self, active: &mut Logic, shared: &Shared) {
+    fn reseed(&mut self, active: &Logic, shared: &Shared) {
         match fork_with(active, &self.module, here(shared)) {
             Ok(l) => self.logic = l,
             Err(e) => shared.shadow_status().error = Some(e),
@@ -1181,10 +1181,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let logic = logic_for(&snap, &self.builtin, &self.cache)?;
         self.store.save(meta, &data).map_err(io_err)?;
         self.logic = logic;
-        if let Some(shadow) = &mut self.shadow {
-            shadow.reseed(&mut self.logic, &self.shared);
-        }
         *self.shared.write() = snap.replicated;
+        if let Some(shadow) = &mut self.shadow {
+            shadow.reseed(&self.logic, &self.shared);
+        }
         self.shared.generation.fetch_add(1, Ordering::Relaxed);
         self.shared.wakeups.wake_all();
         Ok(())
@@ -1228,7 +1228,7 @@ fn logic_for(
         module,
         config.limits(),
         config.plugin_limits(),
-        &snap.logic_state(),
+        &snap.logic,
         |hash| bytes_of(hash).and_then(|b| cache.get_plugin(&b)),
     )
     .map_err(io_err)
@@ -1236,7 +1236,7 @@ fn logic_for(
 
 pub struct SnapshotBuilder {
     replicated: Replicated,
-    logic: Result<LogicState, LogicError>,
+    logic: LogicState,
     module_hash: String,
     store: SnapshotStore,
     counter: u64,
@@ -1244,10 +1244,7 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let state = match &self.logic {
-            Ok(state) => state.clone(),
-            Err(e) => return Err(io_err(e)),
-        };
+        let state = self.logic.clone();
         let replicated = self.replicated.clone();
         let last = replicated.last_applied;
         let meta = SnapshotMeta {
@@ -1257,9 +1254,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         let data = postcard::to_allocvec(&SnapshotData {
             replicated,
-            logic: state.core,
+            logic: state,
             module_hash: self.module_hash.clone(),
-            plugins: state.plugins,
         })
         .map_err(io_err)?;
         let store = self.store.clone();

@@ -32,7 +32,7 @@ fn line(index: u64, text: &str) -> Entry {
 
 /// Registers a session, sends the fixture's magic line, then a PING.
 fn run(bytes: &[u8], limits: Limits, magic: &str) -> (LogicError, Vec<u8>, Vec<u8>, String) {
-    let mut logic = Logic::new(module(bytes), limits).expect("logic");
+    let mut logic = Logic::new(module(bytes), limits, Limits::default()).expect("logic");
     logic
         .apply(entry(
             1,
@@ -111,7 +111,8 @@ fn an_unbounded_allocation_hits_the_memory_limit_and_is_rejected() {
 
 #[test]
 fn the_magic_lines_are_plain_unknown_commands_in_the_real_module() {
-    let mut logic = Logic::new(common::module(), Limits::default()).expect("logic");
+    let mut logic =
+        Logic::new(common::module(), Limits::default(), Limits::default()).expect("logic");
     logic
         .apply(entry(
             1,
@@ -173,4 +174,79 @@ fn the_reply_fixture_differs_only_in_version_replies() {
         }
     }
     assert!(differing > 0, "the fixture changed nothing");
+}
+
+/// Whether a call traps on fuel or memory can depend on an instance's history, so every
+/// node's instances must have the same one: a node that restores a snapshot (another's
+/// `state()`, taken at any moment) must then burn exactly the same fuel, call for call,
+/// as the node that never stopped, also across a checkpoint and a trap.
+#[test]
+fn a_restored_logic_burns_the_same_fuel_call_for_call() {
+    let module = module(fixtures::PANIC);
+    let mut running = Logic::new(module.clone(), Limits::default(), Limits::default()).unwrap();
+    let line = |index: u64, session: u64, text: &str| Entry {
+        index,
+        time_ms: 1_795_266_199_000 + index,
+        session,
+        kind: EntryKind::IrcLine(text.as_bytes().to_vec()),
+    };
+    let mut index = 0;
+    let mut entries = Vec::new();
+    for s in 1..=30u64 {
+        index += 1;
+        entries.push(Entry {
+            index,
+            time_ms: 1_795_266_199_000 + index,
+            session: s,
+            kind: EntryKind::CreateSession {
+                remote_addr: "192.0.2.1".into(),
+            },
+        });
+        for text in [
+            format!("NICK n{s}"),
+            format!("USER n{s} 0 * :n"),
+            format!("JOIN #c{}", s % 3),
+        ] {
+            index += 1;
+            entries.push(line(index, s, &text));
+        }
+    }
+    // Chat across a checkpoint index (1000) with a message of death in the middle.
+    while index < 1_300 {
+        index += 1;
+        let s = 1 + index % 30;
+        let text = if index == 1_100 {
+            "FIXTURE PANIC".to_owned()
+        } else {
+            format!(
+                "PRIVMSG #c{} :message {index} {}",
+                s % 3,
+                "x".repeat((index % 50) as usize)
+            )
+        };
+        entries.push(line(index, s, &text));
+    }
+    // Restored after the checkpoint at 1000: from it and the calls since.
+    let split = entries.iter().position(|e| e.index == 1_050).unwrap();
+    let (before, after) = entries.split_at(split);
+    for e in before {
+        let _ = running.apply(e.clone());
+    }
+    let mut restored = Logic::from_state(
+        module,
+        Limits::default(),
+        Limits::default(),
+        &running.state(),
+        |_| Err("no plugins".into()),
+    )
+    .unwrap();
+    for e in after {
+        let a = running.apply(e.clone()).map_err(|e| e.to_string());
+        let fa = running.last_fuel();
+        let b = restored.apply(e.clone()).map_err(|e| e.to_string());
+        let fb = restored.last_fuel();
+        assert_eq!(a, b, "entry {}", e.index);
+        assert_eq!(fa, fb, "fuel of entry {}", e.index);
+    }
+    assert_eq!(running.state(), restored.state());
 }

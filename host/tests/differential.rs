@@ -103,17 +103,16 @@ fn services_run_the_same_in_wasm() {
     let mut memo = std::collections::BTreeMap::new();
     for (name, text) in all {
         let t = Transcript::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut logic = Logic::new(common::module(), Limits::default()).unwrap();
-        for p in &plugins {
-            logic.switch_plugin(p.clone(), None).unwrap();
-        }
+        let mut logic = Logic::new(common::module(), Limits::default(), Limits::default()).unwrap();
+        // The services start at index 1, as in the native runner.
         let mut index = 1;
         let ctx = Context {
             index,
             time_ms: START_MS,
         };
-        let infos = logic.plugin_infos();
-        logic.run(Start::SetServices(ctx, infos), 64).unwrap();
+        for p in &plugins {
+            logic.activate_plugin(p.clone(), None, ctx, 64).unwrap();
+        }
         let run = t.run_with(|entry| {
             index += 1;
             let mut entry = entry.clone();

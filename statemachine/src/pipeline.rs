@@ -14,8 +14,9 @@
 //!   whole entry (and rolls back the services it touched);
 //! - `hash-password` actions never reach the logic: they are returned as [`HashJob`]s
 //!   for the host, which answers them in a later entry ([`Start::Event`]). Beyond the
-//!   room the host has for them (`hash_room`, from replicated state), a request is
-//!   answered at once, in the next round, with [`HASH_BUSY`].
+//!   room the host has for them (`hash_room`, from replicated state), or outside the
+//!   bounds of `unsplit_services::check_hash_request`, a request is answered at once, in
+//!   the next round, with an error ([`HASH_BUSY`] for the first).
 
 use std::convert::Infallible;
 
@@ -213,12 +214,16 @@ fn take_hash_jobs(
                 salt,
                 algorithm,
             } => {
-                if *room == 0 {
+                let refusal =
+                    unsplit_services::check_hash_request(&password, &salt, algorithm.as_deref())
+                        .err()
+                        .or_else(|| (*room == 0).then(|| HASH_BUSY.to_owned()));
+                if let Some(why) = refusal {
                     queue.push(ServiceEvent {
                         service: service.to_owned(),
                         event: Event::PasswordHashed {
                             id,
-                            result: Err(HASH_BUSY.to_owned()),
+                            result: Err(why),
                         },
                     });
                 } else {

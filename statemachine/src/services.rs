@@ -176,7 +176,17 @@ pub(crate) fn set_services(state: &mut State, out: &mut Output, infos: Vec<Plugi
         .map(Service::from_info)
         .collect();
     services.sort_by(|a, b| a.name.cmp(&b.name));
-    services.dedup_by(|a, b| a.name == b.name || eq(&a.nick, &b.nick));
+    // One service per name and per nick: the first by name wins.
+    let mut kept: Vec<Service> = Vec::with_capacity(services.len());
+    for s in services {
+        if !kept
+            .iter()
+            .any(|k| k.name == s.name || eq(&k.nick, &s.nick))
+        {
+            kept.push(s);
+        }
+    }
+    let mut services = kept;
     // Only one service may answer SASL: the first by name.
     let mut sasl_taken = false;
     for s in services.iter_mut().filter(|s| s.sasl) {

@@ -17,6 +17,34 @@ pub mod guest;
 #[cfg(feature = "hasher")]
 pub mod hasher;
 
+/// Bounds of a [`Action::HashPassword`] request; one outside them is answered with an
+/// error at once, before it reaches the host.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub const SALT_BYTES: std::ops::RangeInclusive<usize> = 8..=64;
+pub const MAX_ALGORITHM_BYTES: usize = 64;
+
+/// Why a hash request is refused outright, if it is.
+pub fn check_hash_request(
+    password: &str,
+    salt: &[u8],
+    algorithm: Option<&str>,
+) -> Result<(), String> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(format!("passwords are at most {MAX_PASSWORD_BYTES} bytes"));
+    }
+    if !SALT_BYTES.contains(&salt.len()) {
+        return Err(format!(
+            "the salt must be {} to {} bytes",
+            SALT_BYTES.start(),
+            SALT_BYTES.end()
+        ));
+    }
+    if algorithm.is_some_and(|a| a.len() > MAX_ALGORITHM_BYTES) {
+        return Err("unknown password hash".into());
+    }
+    Ok(())
+}
+
 /// A session id, chosen by the host. Opaque.
 pub type SessionId = u64;
 
