@@ -143,7 +143,9 @@ async fn accounts_survive_a_plugin_upgrade_and_a_panicking_plugin_disturbs_nothi
         .lines_until("End of information on alice", WAIT)
         .await;
     assert!(info.iter().any(|l| l.contains("Registered:")), "{info:?}");
-    // Every node recorded the same plugin trap and rejected no entry.
+    // Every node recorded the same plugin trap and rejected no entry (once all have
+    // applied everything).
+    cluster.wait_converged(WAIT).await;
     let mut views = Vec::new();
     for i in 0..3 {
         let r = cluster
