@@ -12,6 +12,8 @@
 //!   in the [`Event::PasswordHashed`] that follows in a later entry.
 
 mod conversions;
+mod support;
+pub use support::{decode_state, encode_state, utc_date};
 #[cfg(feature = "guest")]
 pub mod guest;
 #[cfg(feature = "hasher")]

@@ -25,7 +25,6 @@ mod commands;
 mod events;
 mod flags;
 mod state;
-mod timefmt;
 
 #[cfg(test)]
 mod tests;
@@ -123,31 +122,11 @@ impl Plugin for ChanServ {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let mut bytes = SNAPSHOT_FORMAT.to_le_bytes().to_vec();
-        // Encoding maps, strings and integers into a Vec cannot fail.
-        if let Ok(body) = postcard::to_allocvec(&self.state) {
-            bytes.extend_from_slice(&body);
-        }
-        bytes
+        unsplit_services::encode_state(SNAPSHOT_FORMAT, &self.state)
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        let (format, body) = data
-            .split_first_chunk::<4>()
-            .ok_or("chanserv snapshot: too short")?;
-        let format = u32::from_le_bytes(*format);
-        if format != SNAPSHOT_FORMAT {
-            return Err(format!(
-                "chanserv snapshot: format {format} (this version reads {SNAPSHOT_FORMAT})"
-            ));
-        }
-        let state: State =
-            postcard::from_bytes(body).map_err(|e| format!("chanserv snapshot: {e}"))?;
-        // Only the canonical encoding is accepted (no trailing bytes, no redundant forms),
-        // so restore followed by snapshot gives back exactly what was restored.
-        if postcard::to_allocvec(&state).ok().as_deref() != Some(body) {
-            return Err("chanserv snapshot: not in canonical form".into());
-        }
+        let state: State = unsplit_services::decode_state("chanserv", SNAPSHOT_FORMAT, data)?;
         let flags_valid = state
             .channels
             .values()

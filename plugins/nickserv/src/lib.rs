@@ -28,7 +28,6 @@ mod protect;
 mod sasl;
 mod settings;
 mod state;
-mod timefmt;
 
 #[cfg(test)]
 mod tests;
@@ -160,31 +159,11 @@ impl Plugin for NickServ {
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        let mut bytes = SNAPSHOT_FORMAT.to_le_bytes().to_vec();
-        // Encoding maps, strings and integers into a Vec cannot fail.
-        if let Ok(body) = postcard::to_allocvec(&self.state) {
-            bytes.extend_from_slice(&body);
-        }
-        bytes
+        unsplit_services::encode_state(SNAPSHOT_FORMAT, &self.state)
     }
 
     fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        let (format, body) = data
-            .split_first_chunk::<4>()
-            .ok_or("nickserv snapshot: too short")?;
-        let format = u32::from_le_bytes(*format);
-        if format != SNAPSHOT_FORMAT {
-            return Err(format!(
-                "nickserv snapshot: format {format} (this version reads {SNAPSHOT_FORMAT})"
-            ));
-        }
-        let state: State =
-            postcard::from_bytes(body).map_err(|e| format!("nickserv snapshot: {e}"))?;
-        // Only the canonical encoding is accepted (no trailing bytes, no redundant forms),
-        // so restore followed by snapshot gives back exactly what was restored.
-        if postcard::to_allocvec(&state).ok().as_deref() != Some(body) {
-            return Err("nickserv snapshot: not in canonical form".into());
-        }
+        let state: State = unsplit_services::decode_state("nickserv", SNAPSHOT_FORMAT, data)?;
         self.state = state;
         Ok(())
     }

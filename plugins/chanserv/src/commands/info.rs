@@ -1,7 +1,6 @@
 //! INFO <#channel>: founders, registration date and the retained topic.
 
 use super::{Args, Call, ChannelArg, Command, channel};
-use crate::timefmt;
 
 pub(crate) const COMMAND: Command = Command {
     name: "INFO",
@@ -30,7 +29,10 @@ fn handler(call: &mut Call<'_>, args: &Args<'_>) {
                 &founders
             }
         ),
-        format!("Registered: {}", timefmt::utc(channel.registered_ms)),
+        format!(
+            "Registered: {}",
+            unsplit_services::utc_date(channel.registered_ms)
+        ),
         match &channel.topic {
             Some(topic) => format!("Topic: {} (set by {})", topic.text, topic.setter),
             None => "Topic: none".to_owned(),

@@ -4,7 +4,6 @@
 use unsplit_services::casefold;
 
 use super::{Args, Call, Command};
-use crate::timefmt;
 
 pub(crate) const COMMAND: Command = Command {
     name: "INFO",
@@ -29,7 +28,7 @@ fn handler(call: &mut Call<'_>, args: &Args<'_>) {
         return;
     };
     let display = account.name.clone();
-    let registered = timefmt::utc(account.registered_ms);
+    let registered = unsplit_services::utc_date(account.registered_ms);
     let email = account.email.clone();
     let status = if !call.st.logged_in(&folded).is_empty() {
         "logged in now"
