@@ -102,56 +102,161 @@ pub struct LogicState {
     pub plugins: Vec<PluginState>,
 }
 
-/// The IRC logic: instance, checkpoint, calls since.
-struct CoreSlot {
-    module: Arc<LogicModule>,
-    instance: LogicInstance,
+/// What a slot needs of a kind of component: building an instance from a checkpoint and
+/// its log, and the few calls the slot itself makes.
+trait Component {
+    type Module;
+    type Instance;
+    type Call: Clone;
+    /// The name in messages.
+    const WHAT: &'static str;
+    fn instantiate(
+        module: &Arc<Self::Module>,
+        limits: Limits,
+    ) -> Result<Self::Instance, RuntimeError>;
+    fn restore(i: &mut Self::Instance, state: &[u8]) -> Result<Result<(), String>, RuntimeError>;
+    fn replay(i: &mut Self::Instance, call: &Self::Call) -> Result<(), RuntimeError>;
+    fn snapshot(i: &mut Self::Instance) -> Result<Vec<u8>, RuntimeError>;
+    fn limits(i: &Self::Instance) -> Limits;
+}
+
+struct Core;
+
+impl Component for Core {
+    type Module = LogicModule;
+    type Instance = LogicInstance;
+    type Call = CoreCall;
+    const WHAT: &'static str = "the logic";
+
+    fn instantiate(
+        module: &Arc<LogicModule>,
+        limits: Limits,
+    ) -> Result<LogicInstance, RuntimeError> {
+        LogicInstance::new(module.clone(), limits)
+    }
+
+    fn restore(i: &mut LogicInstance, state: &[u8]) -> Result<Result<(), String>, RuntimeError> {
+        i.restore(state)
+    }
+
+    fn replay(i: &mut LogicInstance, call: &CoreCall) -> Result<(), RuntimeError> {
+        match call {
+            CoreCall::Apply(e) => i.apply_step(e).map(drop),
+            CoreCall::SetServices(ctx, infos) => i.set_services(*ctx, infos).map(drop),
+            CoreCall::Actions(ctx, s, a) => i.apply_actions(*ctx, s, a).map(drop),
+            CoreCall::Failed(ctx, s, e, r) => i.service_failed(*ctx, s, e, r).map(drop),
+        }
+    }
+
+    fn snapshot(i: &mut LogicInstance) -> Result<Vec<u8>, RuntimeError> {
+        i.snapshot()
+    }
+
+    fn limits(i: &LogicInstance) -> Limits {
+        i.limits()
+    }
+}
+
+struct Plugin;
+
+impl Component for Plugin {
+    type Module = PluginModule;
+    type Instance = PluginInstance;
+    type Call = PluginCall;
+    const WHAT: &'static str = "a plugin";
+
+    fn instantiate(
+        module: &Arc<PluginModule>,
+        limits: Limits,
+    ) -> Result<PluginInstance, RuntimeError> {
+        PluginInstance::new(module.clone(), limits)
+    }
+
+    fn restore(i: &mut PluginInstance, state: &[u8]) -> Result<Result<(), String>, RuntimeError> {
+        i.restore(state)
+    }
+
+    fn replay(i: &mut PluginInstance, call: &PluginCall) -> Result<(), RuntimeError> {
+        match call {
+            PluginCall::Handle(ctx, events) => i.handle(*ctx, events).map(drop),
+            PluginCall::CheckSettings(text) => i.check_settings(text).map(drop),
+        }
+    }
+
+    fn snapshot(i: &mut PluginInstance) -> Result<Vec<u8>, RuntimeError> {
+        i.snapshot()
+    }
+
+    fn limits(i: &PluginInstance) -> Limits {
+        i.limits()
+    }
+}
+
+/// One component: its module, its instance, its checkpoint, the calls since.
+struct Slot<C: Component> {
+    module: Arc<C::Module>,
+    instance: C::Instance,
     checkpoint: Vec<u8>,
-    log: Vec<CoreCall>,
+    log: Vec<C::Call>,
+}
+
+type CoreSlot = Slot<Core>;
+
+/// A plugin's slot, with what the plugin says about itself.
+struct PluginSlot {
+    info: PluginInfo,
+    slot: Slot<Plugin>,
+}
+
+impl std::ops::Deref for PluginSlot {
+    type Target = Slot<Plugin>;
+
+    fn deref(&self) -> &Slot<Plugin> {
+        &self.slot
+    }
+}
+
+impl std::ops::DerefMut for PluginSlot {
+    fn deref_mut(&mut self) -> &mut Slot<Plugin> {
+        &mut self.slot
+    }
 }
 
 /// A fresh instance of `module` restored from `checkpoint`, having replayed `log`.
-fn core_instance(
-    module: &Arc<LogicModule>,
+fn fresh<C: Component>(
+    module: &Arc<C::Module>,
     limits: Limits,
     checkpoint: &[u8],
-    log: &[CoreCall],
-) -> Result<LogicInstance, RuntimeError> {
-    let mut instance = LogicInstance::new(module.clone(), limits)?;
-    instance
-        .restore(checkpoint)?
-        .map_err(|why| RuntimeError::Trap {
-            kind: TrapKind::Panic,
-            message: format!("the logic refused the state: {why}"),
-        })?;
+    log: &[C::Call],
+) -> Result<C::Instance, RuntimeError> {
+    let mut instance = C::instantiate(module, limits)?;
+    C::restore(&mut instance, checkpoint)?.map_err(|why| RuntimeError::Trap {
+        kind: TrapKind::Panic,
+        message: format!("{} refused the state: {why}", C::WHAT),
+    })?;
     for call in log {
-        match call {
-            CoreCall::Apply(e) => instance.apply_step(e).map(drop),
-            CoreCall::SetServices(ctx, infos) => instance.set_services(*ctx, infos).map(drop),
-            CoreCall::Actions(ctx, s, a) => instance.apply_actions(*ctx, s, a).map(drop),
-            CoreCall::Failed(ctx, s, e, r) => instance.service_failed(*ctx, s, e, r).map(drop),
-        }?;
+        C::replay(&mut instance, call)?;
     }
     Ok(instance)
 }
 
-impl CoreSlot {
-    /// The logic `module` from a checkpoint and its log (`None`: the module's empty state).
-    /// Any failure is a refusal: the module cannot take over.
+impl<C: Component> Slot<C> {
+    /// `module` from a checkpoint and its log (`None`: the module's empty state, taken
+    /// from a scratch instance). Any failure is a refusal: the module cannot take over.
     fn start(
-        module: Arc<LogicModule>,
+        module: Arc<C::Module>,
         limits: Limits,
-        state: Option<(Vec<u8>, Vec<CoreCall>)>,
-    ) -> Result<CoreSlot, LogicError> {
+        state: Option<(Vec<u8>, Vec<C::Call>)>,
+    ) -> Result<Slot<C>, LogicError> {
         let (checkpoint, log) = match state {
             Some(s) => s,
             None => {
-                let mut scratch = LogicInstance::new(module.clone(), limits).map_err(refused)?;
-                (scratch.snapshot().map_err(refused)?, Vec::new())
+                let mut scratch = C::instantiate(&module, limits).map_err(refused)?;
+                (C::snapshot(&mut scratch).map_err(refused)?, Vec::new())
             }
         };
-        let instance = core_instance(&module, limits, &checkpoint, &log).map_err(refused)?;
-        Ok(CoreSlot {
+        let instance = fresh::<C>(&module, limits, &checkpoint, &log).map_err(refused)?;
+        Ok(Slot {
             module,
             instance,
             checkpoint,
@@ -161,121 +266,54 @@ impl CoreSlot {
 
     /// A new checkpoint from the live instance, and a fresh instance from it. If either
     /// fails (deterministically, on every node alike) the slot stays as it was: the same
-    /// instance, the old checkpoint, a longer log.
+    /// instance (rebuilt if it trapped), the old checkpoint, a longer log.
     fn checkpoint(&mut self) -> Result<(), LogicError> {
-        let limits = self.instance.limits();
-        let snapshot = match self.instance.snapshot() {
+        let limits = C::limits(&self.instance);
+        let snapshot = match C::snapshot(&mut self.instance) {
             Ok(s) => s,
             Err(RuntimeError::Trap { kind, message }) => {
-                tracing::warn!("the logic trapped taking a checkpoint ({kind:?}: {message})");
+                tracing::warn!(
+                    "{} trapped taking a checkpoint ({kind:?}: {message})",
+                    C::WHAT
+                );
                 return self.rebuild();
             }
             Err(e) => return Err(fatal(e)),
         };
-        match core_instance(&self.module, limits, &snapshot, &[]) {
+        match fresh::<C>(&self.module, limits, &snapshot, &[]) {
             Ok(instance) => {
                 self.instance = instance;
                 self.checkpoint = snapshot;
                 self.log.clear();
             }
-            Err(e) => tracing::warn!("the logic refused its own checkpoint: {e}"),
+            Err(e) => tracing::warn!("{} refused its own checkpoint: {e}", C::WHAT),
         }
         Ok(())
     }
 
     /// A new instance from the checkpoint and the logged calls.
     fn rebuild(&mut self) -> Result<(), LogicError> {
-        let limits = self.instance.limits();
-        self.instance = core_instance(&self.module, limits, &self.checkpoint, &self.log)
-            .map_err(|e| fatal(format!("rebuilding the logic: {e}")))?;
+        let limits = C::limits(&self.instance);
+        self.instance = fresh::<C>(&self.module, limits, &self.checkpoint, &self.log)
+            .map_err(|e| fatal(format!("rebuilding {}: {e}", C::WHAT)))?;
         Ok(())
     }
 }
 
-/// One services plugin: instance, what it said about itself, checkpoint, calls since.
-struct PluginSlot {
-    module: Arc<PluginModule>,
-    instance: PluginInstance,
-    info: PluginInfo,
-    checkpoint: Vec<u8>,
-    log: Vec<PluginCall>,
-}
-
-fn plugin_instance(
-    module: &Arc<PluginModule>,
-    limits: Limits,
-    checkpoint: &[u8],
-    log: &[PluginCall],
-) -> Result<PluginInstance, RuntimeError> {
-    let mut instance = PluginInstance::new(module.clone(), limits)?;
-    instance
-        .restore(checkpoint)?
-        .map_err(|why| RuntimeError::Trap {
-            kind: TrapKind::Panic,
-            message: format!("the plugin refused the state: {why}"),
-        })?;
-    for call in log {
-        match call {
-            PluginCall::Handle(ctx, events) => instance.handle(*ctx, events).map(drop),
-            PluginCall::CheckSettings(text) => instance.check_settings(text).map(drop),
-        }?;
-    }
-    Ok(instance)
-}
-
 impl PluginSlot {
+    /// What the plugin says about itself is asked of a scratch instance, so the serving
+    /// instance's history is only the checkpoint and the logged calls.
     fn start(
         module: Arc<PluginModule>,
         limits: Limits,
         state: Option<(Vec<u8>, Vec<PluginCall>)>,
     ) -> Result<PluginSlot, LogicError> {
-        // `info` and the empty state come from a scratch instance.
         let mut scratch = PluginInstance::new(module.clone(), limits).map_err(refused)?;
         let info: PluginInfo = scratch.info().map_err(refused)?.into();
-        let (checkpoint, log) = match state {
-            Some(s) => s,
-            None => (scratch.snapshot().map_err(refused)?, Vec::new()),
-        };
-        let instance = plugin_instance(&module, limits, &checkpoint, &log).map_err(refused)?;
         Ok(PluginSlot {
-            module,
-            instance,
             info,
-            checkpoint,
-            log,
+            slot: Slot::start(module, limits, state)?,
         })
-    }
-
-    /// See [`CoreSlot::checkpoint`].
-    fn checkpoint(&mut self) -> Result<(), LogicError> {
-        let limits = self.instance.limits();
-        let snapshot = match self.instance.snapshot() {
-            Ok(s) => s,
-            Err(RuntimeError::Trap { kind, message }) => {
-                tracing::warn!(
-                    "plugin {} trapped taking a checkpoint ({kind:?}: {message})",
-                    self.info.name
-                );
-                return self.rebuild();
-            }
-            Err(e) => return Err(fatal(e)),
-        };
-        match plugin_instance(&self.module, limits, &snapshot, &[]) {
-            Ok(instance) => {
-                self.instance = instance;
-                self.checkpoint = snapshot;
-                self.log.clear();
-            }
-            Err(e) => tracing::warn!("plugin {} refused its own checkpoint: {e}", self.info.name),
-        }
-        Ok(())
-    }
-
-    fn rebuild(&mut self) -> Result<(), LogicError> {
-        let limits = self.instance.limits();
-        self.instance = plugin_instance(&self.module, limits, &self.checkpoint, &self.log)
-            .map_err(|e| fatal(format!("rebuilding plugin {}: {e}", self.info.name)))?;
-        Ok(())
     }
 
     fn state(&self) -> PluginState {
