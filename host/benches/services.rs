@@ -139,7 +139,7 @@ fn main() {
         us(join_part)
     );
     println!(
-        "| message to NickServ (INFO: 5 notices back) | {} |",
+        "| message to NickServ (INFO of an unregistered nick: a notice back) | {} |",
         us(to_nickserv)
     );
 
