@@ -222,75 +222,13 @@ fn plugin_tables<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Str
     }
 }
 
-/// Parses a Go duration string (`"1h30m"`, `"500ms"`, `"1.5s"`) into milliseconds.
-pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
-    let err =
-        || format!("invalid duration {text:?} (expected e.g. \"30m\", \"500ms\", \"1h30m0s\")");
-    if text == "0" {
-        return Ok(0);
-    }
-    let mut rest = text;
-    let mut total_ns: u128 = 0;
-    if rest.is_empty() {
-        return Err(err());
-    }
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        if num_len == 0 {
-            return Err(err());
-        }
-        let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let unit_ns: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return Err(err()),
-        };
-        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-        if (int.is_empty() && frac.is_empty()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err());
-        }
-        let int: u128 = if int.is_empty() {
-            0
-        } else {
-            int.parse().map_err(|_| err())?
-        };
-        let mut value = int.checked_mul(unit_ns).ok_or_else(err)?;
-        let mut scale = unit_ns;
-        for digit in frac.bytes().take(18) {
-            scale /= 10;
-            value += u128::from(digit - b'0') * scale;
-        }
-        total_ns = total_ns.checked_add(value).ok_or_else(err)?;
-        rest = tail;
-    }
-    u64::try_from(total_ns / 1_000_000).map_err(|_| err())
-}
+/// Parses a Go duration string (`"1h30m"`, `"500ms"`, `"1.5s"`) into milliseconds (the
+/// services plugins read their settings with the same function).
+pub use unsplit_services::parse_duration_ms;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_duration_ms("30m0s"), Ok(1_800_000));
-        assert_eq!(parse_duration_ms("500ms"), Ok(500));
-        assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
-        assert_eq!(parse_duration_ms("1.5s"), Ok(1500));
-        assert_eq!(parse_duration_ms("0"), Ok(0));
-        for bad in ["", "5", "m", "1x", "1..5s", "-1s", "99999999999999999999h"] {
-            assert!(parse_duration_ms(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn parses_robustirc_style_config() {

@@ -58,8 +58,8 @@ impl Settings {
         let raw: Raw = toml::from_str(text).map_err(|e| SettingsError::Toml(e.to_string()))?;
         let mut settings = Settings::default();
         if let Some(text) = raw.grace_period {
-            settings.grace_period_ms =
-                parse_duration_ms(&text).ok_or(SettingsError::Duration(text))?;
+            settings.grace_period_ms = unsplit_services::parse_duration_ms(&text)
+                .map_err(|_| SettingsError::Duration(text))?;
         }
         if let Some(enforce) = raw.enforce {
             settings.enforce = enforce;
@@ -93,79 +93,9 @@ fn valid_guest_prefix(prefix: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || special(b) || b == b'-')
 }
 
-/// A Go duration (`"60s"`, `"1m30s"`, `"1.5s"`, `"500ms"`, `"0"`) in milliseconds,
-/// truncated. Units: `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`. No sign.
-pub(crate) fn parse_duration_ms(text: &str) -> Option<u64> {
-    if text == "0" {
-        return Some(0);
-    }
-    if text.is_empty() {
-        return None;
-    }
-    let mut rest = text;
-    let mut total_ns: u128 = 0;
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        if num_len == 0 {
-            return None;
-        }
-        let (num, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let unit_ns: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            _ => return None,
-        };
-        let (int, frac) = num.split_once('.').unwrap_or((num, ""));
-        if (int.is_empty() && frac.is_empty()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let int: u128 = if int.is_empty() { 0 } else { int.parse().ok()? };
-        let mut value = int.checked_mul(unit_ns)?;
-        let mut scale = unit_ns;
-        for digit in frac.bytes().take(18) {
-            scale /= 10;
-            value = value.checked_add(u128::from(digit - b'0').checked_mul(scale)?)?;
-        }
-        total_ns = total_ns.checked_add(value)?;
-        rest = tail;
-    }
-    u64::try_from(total_ns / 1_000_000).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_duration_ms("60s"), Some(60_000));
-        assert_eq!(parse_duration_ms("1m30s"), Some(90_000));
-        assert_eq!(parse_duration_ms("1.5s"), Some(1_500));
-        assert_eq!(parse_duration_ms("500ms"), Some(500));
-        assert_eq!(parse_duration_ms("2500us"), Some(2));
-        assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
-        assert_eq!(parse_duration_ms("0"), Some(0));
-        for bad in [
-            "",
-            "5",
-            "s",
-            "1x",
-            "1..5s",
-            "-1s",
-            ".s",
-            "99999999999999999999999h",
-        ] {
-            assert_eq!(parse_duration_ms(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn defaults_and_overrides() {
