@@ -179,19 +179,8 @@ async fn messages_of_death_are_rejected_on_every_node_alike() {
         index += 1;
     }
     // Every node is up, kept the same rejected entries, and has the same state.
-    cluster.wait_converged(WAIT).await;
-    let mut seen = Vec::new();
-    for i in 0..3 {
-        let r = cluster
-            .http(i)
-            .await
-            .private_get("/rejected", "application/json")
-            .await;
-        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-        assert_eq!(v["Total"], index, "node {i}: {v}");
-        seen.push(v);
-    }
-    assert!(seen.iter().all(|v| *v == seen[0]));
+    let v = harness::rejected_everywhere(&cluster).await;
+    assert_eq!(v["Total"], index, "{v}");
     let status = cluster.http(2).await.private_get("/", "text/html").await;
     assert!(
         status.body.contains("FIXTURE ALLOC"),

@@ -71,6 +71,29 @@ impl Node {
         self.sm.apply(vec![entry]).await.unwrap().pop().unwrap()
     }
 
+    /// The same node after a restart: the state machine opened again from its data
+    /// directory (the last snapshot).
+    fn restart(self) -> Node {
+        let Node {
+            sm,
+            dir,
+            index,
+            _tmp,
+            ..
+        } = self;
+        drop(sm);
+        let (sm, shared, cache) = open(&dir);
+        Node {
+            sm,
+            shared,
+            cache,
+            index,
+            log: Vec::new(),
+            dir,
+            _tmp,
+        }
+    }
+
     /// Uploads a component as the leader does: its chunks, then the upload.
     async fn upload(&mut self, bytes: &[u8]) -> String {
         let bytes = ModuleBytes::new(bytes);
@@ -320,24 +343,8 @@ async fn a_snapshot_carries_the_active_module() {
             .await
             .unwrap();
     // A node restarting from that snapshot runs the activated module, not its built-in.
-    let Node {
-        sm,
-        dir,
-        index,
-        _tmp,
-        ..
-    } = n;
-    drop(sm);
-    let (sm, shared, cache) = open(&dir);
-    let mut restarted = Node {
-        sm,
-        shared,
-        cache,
-        index,
-        log: Vec::new(),
-        dir,
-        _tmp,
-    };
+    let index = n.index;
+    let mut restarted = n.restart();
     assert!(restarted.version(alice).await.contains("fixture-reply"));
     // So does a fresh node that installs it.
     let mut fresh = Node::new();
@@ -630,24 +637,8 @@ async fn a_snapshot_carries_the_plugins_and_their_state() {
             .build_snapshot()
             .await
             .unwrap();
-    let Node {
-        sm,
-        dir,
-        index,
-        _tmp,
-        ..
-    } = n;
-    drop(sm);
-    let (sm, shared, cache) = open(&dir);
-    let mut restarted = Node {
-        sm,
-        shared,
-        cache,
-        index,
-        log: Vec::new(),
-        dir,
-        _tmp,
-    };
+    let index = n.index;
+    let mut restarted = n.restart();
     restarted.line(alice, "NS INFO alice").await;
     assert!(
         restarted

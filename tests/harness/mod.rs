@@ -846,3 +846,22 @@ pub async fn same_output_everywhere(cluster: &TestCluster) {
     assert!(logs[0].len() > 100);
     assert!(logs.iter().all(|l| *l == logs[0]), "output logs differ");
 }
+
+/// Every node's `GET /rejected` once the cluster converged; they must all be the same.
+pub async fn rejected_everywhere(cluster: &TestCluster) -> serde_json::Value {
+    cluster.wait_converged(WAIT).await;
+    let mut views = Vec::new();
+    for i in 0..cluster.nodes.len() {
+        let r = cluster
+            .http(i)
+            .await
+            .private_get("/rejected", "application/json")
+            .await;
+        views.push(serde_json::from_str::<serde_json::Value>(&r.body).expect("JSON"));
+    }
+    assert!(
+        views.iter().all(|v| *v == views[0]),
+        "nodes disagree on /rejected: {views:#?}"
+    );
+    views.swap_remove(0)
+}
