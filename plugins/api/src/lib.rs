@@ -13,7 +13,7 @@
 
 mod conversions;
 mod support;
-pub use support::{decode_state, encode_state, parse_duration_ms, utc_date};
+pub use support::{ctcp_reply, decode_state, encode_state, parse_duration_ms, utc_date};
 #[cfg(feature = "guest")]
 pub mod guest;
 #[cfg(feature = "hasher")]

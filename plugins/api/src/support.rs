@@ -39,6 +39,18 @@ pub fn decode_state<T: Serialize + DeserializeOwned>(
     Ok(state)
 }
 
+/// The answer of service `service` (at `version`) to a CTCP request `text`
+/// (`\x01VERSION\x01`, `\x01PING …\x01`): VERSION and PING are answered, other
+/// requests are ignored, as clients do.
+pub fn ctcp_reply(service: &str, version: &str, text: &str) -> Option<String> {
+    let body = text.trim_matches('\u{1}');
+    match crate::command_word(body).0.as_str() {
+        "VERSION" => Some(format!("\u{1}VERSION unsplit {service} {version}\u{1}")),
+        "PING" => Some(format!("\u{1}{body}\u{1}")),
+        _ => None,
+    }
+}
+
 /// Parses a Go duration string (`"1h30m"`, `"500ms"`, `"1.5s"`, `"0"`; units `ns`,
 /// `us`/`µs`, `ms`, `s`, `m`, `h`; no sign) into milliseconds, truncated.
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
@@ -127,6 +139,19 @@ pub fn utc_date(ms: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ctcp_version_and_ping() {
+        assert_eq!(
+            ctcp_reply("NickServ", "1.0.0", "\u{1}VERSION\u{1}").as_deref(),
+            Some("\u{1}VERSION unsplit NickServ 1.0.0\u{1}")
+        );
+        assert_eq!(
+            ctcp_reply("NickServ", "1.0.0", "\u{1}PING 42\u{1}").as_deref(),
+            Some("\u{1}PING 42\u{1}")
+        );
+        assert_eq!(ctcp_reply("NickServ", "1.0.0", "\u{1}TIME\u{1}"), None);
+    }
 
     #[test]
     fn go_durations() {

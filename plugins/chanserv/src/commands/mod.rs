@@ -148,7 +148,10 @@ pub(crate) fn valid_channel(name: &str) -> bool {
 /// Runs the common checks, then the handler. Every message gets an answer.
 pub(crate) fn dispatch(call: &mut Call<'_>, text: &str) {
     if text.starts_with('\u{1}') {
-        ctcp(call, text);
+        if let Some(reply) = unsplit_services::ctcp_reply(SERVICE, env!("CARGO_PKG_VERSION"), text)
+        {
+            call.reply(reply);
+        }
         return;
     }
     let (word, rest) = command_word(text);
@@ -200,20 +203,6 @@ pub(crate) fn dispatch(call: &mut Call<'_>, text: &str) {
         }
     }
     (command.handler)(call, &args);
-}
-
-/// CTCP VERSION and PING are answered; other CTCP requests are ignored, as clients do.
-fn ctcp(call: &mut Call<'_>, text: &str) {
-    let body = text.trim_matches('\u{1}');
-    let (word, _) = command_word(body);
-    match word.as_str() {
-        "VERSION" => call.reply(format!(
-            "\u{1}VERSION unsplit {SERVICE} {}\u{1}",
-            env!("CARGO_PKG_VERSION")
-        )),
-        "PING" => call.reply(format!("\u{1}{body}\u{1}")),
-        _ => {}
-    }
 }
 
 /// OP, DEOP, VOICE and DEVOICE: `modes` on the target (default: the sender).
