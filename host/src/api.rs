@@ -108,8 +108,8 @@ pub struct ApiParts {
 
 /// Marks a request one node forwarded to the leader (never forwarded twice).
 const FORWARDED: &str = "X-Unsplit-Forwarded";
-/// On a forwarded session create: the client's address as the forwarding node saw it,
-/// and that node's proof (the network password's basic auth) that the leader may use it.
+/// On a forwarded session create: the TCP peer the forwarding node saw, and that node's
+/// proof (the network password's basic auth) that the leader may use it.
 const CLIENT_ADDRESS: &str = "X-Unsplit-Client-Address";
 const NODE_AUTH: &str = "X-Unsplit-Node-Auth";
 
@@ -313,8 +313,11 @@ impl Api {
             }
             if let Some(leader) = self.leader_elsewhere() {
                 if rest == "session" {
-                    // The leader sees this node as the peer: tell it the client's address.
-                    let addr = self.client_address(req.headers(), peer);
+                    // The leader sees this node as the peer: tell it the client's TCP
+                    // peer; the leader resolves a trusted bridge's X-Forwarded-For itself.
+                    let addr = self
+                        .forwarded_peer(req.headers())
+                        .unwrap_or_else(|| peer.ip().to_string());
                     let auth = crate::network::basic_auth(&self.password);
                     let headers = req.headers_mut();
                     for (name, value) in [(CLIENT_ADDRESS, addr), (NODE_AUTH, auth)] {
@@ -413,20 +416,9 @@ impl Api {
     /// The client's address: the TCP peer, or `X-Forwarded-For` from a trusted bridge.
     /// Session limits per address and bans (GLINE, `[Banned]`) go by it.
     fn client_address(&self, headers: &HeaderMap, peer: SocketAddr) -> String {
-        // A create forwarded by another node of the network carries the address that node
-        // saw (authenticated with the network password).
-        let from_node = headers.get(NODE_AUTH).is_some_and(|v| {
-            let expected = crate::network::basic_auth(&self.password);
-            constant_time_eq(v.as_bytes(), expected.as_bytes())
-        });
-        if from_node
-            && let Some(addr) = headers
-                .get(CLIENT_ADDRESS)
-                .and_then(|v| v.to_str().ok())
-                .and_then(canonical_address)
-        {
-            return addr;
-        }
+        let peer = self
+            .forwarded_peer(headers)
+            .unwrap_or_else(|| peer.ip().to_string());
         let bridge = headers
             .get(protocol::BRIDGE_AUTH)
             .and_then(|v| v.to_str().ok());
@@ -443,7 +435,25 @@ impl Api {
         {
             return addr;
         }
-        peer.ip().to_string()
+        peer
+    }
+
+    /// On a create another node of the network forwarded: the TCP peer that node saw
+    /// (authenticated with the network password). Whether that peer is a trusted bridge
+    /// is decided here, on the leader, whose configuration is never behind a committed
+    /// edit the way a follower's can be.
+    fn forwarded_peer(&self, headers: &HeaderMap) -> Option<String> {
+        let from_node = headers.get(NODE_AUTH).is_some_and(|v| {
+            let expected = crate::network::basic_auth(&self.password);
+            constant_time_eq(v.as_bytes(), expected.as_bytes())
+        });
+        if !from_node {
+            return None;
+        }
+        headers
+            .get(CLIENT_ADDRESS)
+            .and_then(|v| v.to_str().ok())
+            .and_then(canonical_address)
     }
 
     async fn post_message(
