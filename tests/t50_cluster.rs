@@ -49,6 +49,9 @@ async fn writes_on_a_follower_are_forwarded_to_the_leader() {
     // A configuration edit through the follower keeps its revision header both ways.
     const SECRET: &str = "t50-trusted-bridge-secret-0123456789";
     http.set_config_key("MaxSessionsPerAddress", "1").await;
+    // Read your writes: the follower answered the edit only once it had applied it.
+    let r = http.private_get("/config", "application/toml").await;
+    assert!(r.body.contains("MaxSessionsPerAddress = 1"), "{r:?}");
     http.edit_config(|c| format!("{c}\n[TrustedBridges]\n{SECRET:?} = \"t50\"\n"))
         .await;
     // A create forwarded by the follower counts the client's address, not the follower's:

@@ -112,6 +112,8 @@ const FORWARDED: &str = "X-Unsplit-Forwarded";
 /// proof (the network password's basic auth) that the leader may use it.
 const CLIENT_ADDRESS: &str = "X-Unsplit-Client-Address";
 const NODE_AUTH: &str = "X-Unsplit-Node-Auth";
+/// On the leader's answer to a forwarded request: the leader's applied index.
+const APPLIED_INDEX: &str = "X-Unsplit-Applied-Index";
 
 impl Api {
     pub fn new(parts: ApiParts) -> Api {
@@ -212,8 +214,25 @@ impl Api {
         }
     }
 
-    /// Routes one request.
+    /// Routes one request. The answer to a request another node forwarded carries this
+    /// node's applied index, so that node can wait for it before it answers its client.
     pub async fn handle(
+        self: Arc<Self>,
+        req: http::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> http::Response<ApiBody> {
+        let forwarded = req.headers().contains_key(FORWARDED);
+        let mut response = self.clone().route(req, peer).await;
+        if forwarded {
+            let applied = self.shared.read().applied_index();
+            response
+                .headers_mut()
+                .insert(APPLIED_INDEX, HeaderValue::from(applied));
+        }
+        response
+    }
+
+    async fn route(
         self: Arc<Self>,
         req: http::Request<Incoming>,
         peer: SocketAddr,
@@ -1472,6 +1491,11 @@ impl Api {
                 }
             };
             let status = reply.status();
+            let applied = reply
+                .headers()
+                .get(APPLIED_INDEX)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
             let content_type = reply.headers().get(header::CONTENT_TYPE).cloned();
             let revision = reply.headers().get(crate::admin::CONFIG_REVISION).cloned();
             let body = match Limited::new(reply.into_body(), 1 << 20).collect().await {
@@ -1483,6 +1507,16 @@ impl Api {
                     );
                 }
             };
+            // Read your writes: what the client changed through this node shows in its
+            // next read here (GET /config, /modules, a session's first GetMessages). A
+            // node that cannot catch up in time answers anyway; reads are then stale.
+            if let Some(index) = applied {
+                let _ = self
+                    .raft
+                    .wait(Some(LEADER_WAIT))
+                    .applied_index_at_least(Some(index), "a forwarded write")
+                    .await;
+            }
             let mut r = http::Response::new(Either::Left(Full::new(body)));
             *r.status_mut() = status;
             if let Some(ct) = content_type {
