@@ -515,13 +515,18 @@ impl StateMachine {
                     index,
                     time_ms: now,
                 };
-                let active = self
-                    .shared
-                    .read()
-                    .modules
-                    .active_of(&record.kind)
-                    .map(|a| a.hash.clone());
-                if active.as_deref() != Some(hash.as_str()) || record.kind == ModuleKind::Logic {
+                // What runs now: for the logic, the module itself (the built-in one has no
+                // activation); for a plugin, its last activation.
+                let running = match &record.kind {
+                    ModuleKind::Logic => Some(self.logic.module().hash.clone()),
+                    kind => self
+                        .shared
+                        .read()
+                        .modules
+                        .active_of(kind)
+                        .map(|a| a.hash.clone()),
+                };
+                if running.as_deref() != Some(hash.as_str()) {
                     let started = std::time::Instant::now();
                     if let Err(why) = self.switch(&record, index, now)? {
                         tracing::warn!("activating module {hash} at {index} refused: {why}");
@@ -566,9 +571,6 @@ impl StateMachine {
         };
         match &record.kind {
             ModuleKind::Logic => {
-                if self.logic.module().hash == *hash {
-                    return Ok(Ok(()));
-                }
                 let module = match self.cache.get(&record.bytes) {
                     Ok(m) => m,
                     // Deterministic: the same bytes fail to compile on every node.
