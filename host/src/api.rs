@@ -1508,9 +1508,11 @@ impl Api {
                 }
             };
             // Read your writes: what the client changed through this node shows in its
-            // next read here (GET /config, /modules, a session's first GetMessages). A
+            // next read here (GET /config, /modules, a new session's GetMessages). A
             // node that cannot catch up in time answers anyway; reads are then stale.
-            if let Some(index) = applied {
+            // Not for posted lines, the hot path: their output reaches the session's
+            // stream whenever this node applies them, nothing is read back.
+            if let Some(index) = applied.filter(|_| !path.ends_with("/message")) {
                 let _ = self
                     .raft
                     .wait(Some(LEADER_WAIT))
