@@ -62,6 +62,28 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         }
         _ => {}
     }
+    let me = ctx.me();
+    if me.registered && me.nick.as_deref() != Some(new) {
+        // A user's nick changes are rate limited (the nick chosen while registering is
+        // not, nor is a rename services force).
+        let flood = &ctx.state.config.flood;
+        let (burst, interval) = (flood.nick_changes, flood.nick_change_interval);
+        let now = ctx.state.now_ms;
+        let wait = ratelimit::wait_ms(me.nick_tat_ms, now, burst, interval);
+        if wait > 0 {
+            ctx.numeric(
+                ERR_NICKTOOFAST,
+                &format!(
+                    "{new} :Nick change too fast. Please wait {} seconds.",
+                    wait.div_ceil(1000)
+                ),
+            );
+            return;
+        }
+        if let Some(s) = ctx.me_mut() {
+            ratelimit::take(&mut s.nick_tat_ms, now, interval);
+        }
+    }
     set_nick(ctx, new);
 }
 
@@ -77,26 +99,8 @@ pub(crate) fn set_nick(ctx: &mut Ctx, new: &str) {
     let registered = me.registered;
     let old_nick = me.nick.clone().unwrap_or_default();
     if registered {
-        // Nick changes are rate limited (the nick chosen while registering is not).
-        let flood = &ctx.state.config.flood;
-        let (burst, interval) = (flood.nick_changes, flood.nick_change_interval);
-        let now = ctx.state.now_ms;
-        let wait = ratelimit::wait_ms(me.nick_tat_ms, now, burst, interval);
-        if wait > 0 {
-            ctx.numeric(
-                ERR_NICKTOOFAST,
-                &format!(
-                    "{new} :Nick change too fast. Please wait {} seconds.",
-                    wait.div_ceil(1000)
-                ),
-            );
-            return;
-        }
         let snapshot = me.clone();
         ctx.state.record_whowas(&snapshot);
-        if let Some(s) = ctx.me_mut() {
-            ratelimit::take(&mut s.nick_tat_ms, now, interval);
-        }
     }
     if !old_nick.is_empty() {
         ctx.state.nicks.remove(&fold(&old_nick));
