@@ -27,9 +27,9 @@ use unsplit_statemachine::pipeline::Start;
 use unsplit_statemachine::{self as irc};
 
 use crate::logic::{Logic, LogicError, LogicState, Ran};
-use crate::modules::{Activation, ModuleBytes, ModuleKind, Modules};
+use crate::modules::{ModuleBytes, ModuleCache, ModuleKind, Modules};
 use crate::raft::{Op, Request, TypeConfig};
-use crate::runtime::{self, Compiled, Limits, LogicModule, PluginModule};
+use crate::runtime::{Compiled, Limits, LogicModule, PluginModule};
 use crate::sm::{Decision, Replicated, SnapshotData, absorb, absorb_rejected, decide, hash_room};
 
 #[derive(Debug, thiserror::Error)]
@@ -326,18 +326,7 @@ impl Recording {
                 Op::ModuleChunk { .. } | Op::ModuleUpload { .. } => {
                     crate::sm::record_upload(&mut modules, *index, req.time_ms, req.op.clone());
                 }
-                Op::ModuleActivate { hash } => {
-                    if let Some(r) = modules.known.get(hash) {
-                        let (version, kind) = (r.version.clone(), r.kind.clone());
-                        modules.history.push(Activation {
-                            hash: hash.clone(),
-                            kind,
-                            version,
-                            index: *index,
-                            time_ms: req.time_ms,
-                        });
-                    }
-                }
+                Op::ModuleActivate { hash } => modules.activate(hash, *index, req.time_ms),
                 _ => {}
             }
         }
@@ -633,26 +622,10 @@ fn subject(module: &Compiled, which: &'static str) -> Result<ModuleKind, CanaryE
     }
 }
 
-/// The recording's modules, compiled once each.
-struct Compiler {
-    engine: wasmtime::Engine,
-    compiled: std::collections::HashMap<String, Result<Compiled, String>>,
-}
-
-impl Compiler {
-    fn get(&mut self, bytes: &ModuleBytes) -> Result<Compiled, String> {
-        let engine = &self.engine;
-        self.compiled
-            .entry(bytes.hash())
-            .or_insert_with(|| runtime::compile(engine, &bytes.0).map_err(|e| e.to_string()))
-            .clone()
-    }
-}
-
 /// A logic for one side: the recording's start with `module` in place of its kind's.
 fn start_side(
     recording: &Recording,
-    compiler: &mut Compiler,
+    cache: &ModuleCache,
     logic: Arc<LogicModule>,
     (limits, plugin_limits): (Limits, Limits),
     module: &Compiled,
@@ -669,10 +642,7 @@ fn start_side(
                 .known
                 .get(hash)
                 .ok_or_else(|| format!("the recording lacks plugin module {hash}"))?;
-            match compiler.get(&record.bytes)? {
-                Compiled::Plugin(p) => Ok(p),
-                Compiled::Logic(_) => Err(format!("module {hash} is not a plugin")),
-            }
+            cache.get_plugin(&record.bytes)
         })
         .map_err(fail)?,
         None => Logic::new(logic, limits, plugin_limits).map_err(fail)?,
@@ -681,11 +651,7 @@ fn start_side(
         index: recording.start_index,
         time_ms: recording.replicated.now_ms,
     };
-    match module {
-        Compiled::Logic(m) => base.fork(Some(m.clone()), None, ctx),
-        Compiled::Plugin(p) => base.fork(None, Some(p.clone()), ctx),
-    }
-    .map_err(fail)
+    crate::sm::fork_with(&base, module, ctx).map_err(|why| CanaryError::Start { which, why })
 }
 
 /// Replays `recording` through `old` and `new` (two logic modules, or two versions of
@@ -707,10 +673,10 @@ pub fn replay(
     let mut st = recording.replicated.clone();
     let config = st.config().clone();
     let limits = (config.limits(), config.plugin_limits());
-    let mut compiler = Compiler {
-        engine: runtime::engine().map_err(|e| CanaryError::Recording(e.to_string()))?,
-        compiled: Default::default(),
-    };
+    // The recording's modules, compiled once each; the two compared are known already.
+    let cache = ModuleCache::new(old.engine().clone());
+    cache.insert(old.clone());
+    cache.insert(new.clone());
     // The logic the network ran at the start (the builtin before any activation).
     let base_logic = match st.modules.active() {
         Some(a) => st
@@ -723,24 +689,12 @@ pub fn replay(
             })?,
         None => ModuleBytes::new(unsplit_irc_component::IRC_COMPONENT),
     };
-    let base_logic = match compiler.get(&base_logic) {
-        Ok(Compiled::Logic(m)) => m,
-        other => {
-            return Err(CanaryError::Start {
-                which: "old",
-                why: format!("the recording's logic: {other:?}"),
-            });
-        }
-    };
-    let mut old_logic = start_side(
-        recording,
-        &mut compiler,
-        base_logic.clone(),
-        limits,
-        &old,
-        "old",
-    )?;
-    let new_logic = start_side(recording, &mut compiler, base_logic, limits, &new, "new")?;
+    let base_logic = cache.get(&base_logic).map_err(|why| CanaryError::Start {
+        which: "old",
+        why: format!("the recording's logic: {why}"),
+    })?;
+    let mut old_logic = start_side(recording, &cache, base_logic.clone(), limits, &old, "old")?;
+    let new_logic = start_side(recording, &cache, base_logic, limits, &new, "new")?;
     let total = recording.entries.len() as u64;
     let (tx, rx) = sync_channel::<(u64, u64, u64, String, Step)>(4096);
 
@@ -842,7 +796,7 @@ pub fn replay(
             }
             Decision::Host => {
                 skipped += 1;
-                let step = match module_op(&mut st, &mut compiler, &kind, index, now, &req.op) {
+                let step = match module_op(&mut st, &cache, &kind, index, now, &req.op) {
                     Recorded::Nothing => continue,
                     Recorded::Services => {
                         let ctx = Context {
@@ -1016,7 +970,7 @@ enum Recorded {
 /// known at that point.
 fn module_op(
     st: &mut Replicated,
-    compiler: &mut Compiler,
+    cache: &ModuleCache,
     subject: &ModuleKind,
     index: u64,
     now: u64,
@@ -1042,7 +996,7 @@ fn module_op(
     if already {
         return Recorded::Nothing;
     }
-    match (compiler.get(&record.bytes), &record.kind) {
+    match (cache.compiled(&record.bytes), &record.kind) {
         (Ok(Compiled::Logic(m)), ModuleKind::Logic) => Recorded::Logic(m),
         (Ok(Compiled::Plugin(p)), ModuleKind::Plugin(name)) => Recorded::Plugin(p, name.clone()),
         // It does not compile, or is not what it was uploaded as: the node refused it.
@@ -1052,17 +1006,8 @@ fn module_op(
 
 /// Records an activation in the replayed host state.
 fn push_activation(st: &mut Replicated, op: &Op, index: u64, now: u64) {
-    if let Op::ModuleActivate { hash } = op
-        && let Some(r) = st.modules.known.get(hash)
-    {
-        let activation = Activation {
-            hash: hash.clone(),
-            kind: r.kind.clone(),
-            version: r.version.clone(),
-            index,
-            time_ms: now,
-        };
-        st.modules.history.push(activation);
+    if let Op::ModuleActivate { hash } = op {
+        st.modules.activate(hash, index, now);
     }
 }
 

@@ -171,6 +171,20 @@ impl Modules {
         self.previous_of(&ModuleKind::Logic)
     }
 
+    /// Records that the known module `hash` runs from `index` on (no-op when unknown).
+    pub fn activate(&mut self, hash: &str, index: u64, time_ms: u64) {
+        if let Some(r) = self.known.get(hash) {
+            let activation = Activation {
+                hash: hash.to_owned(),
+                kind: r.kind.clone(),
+                version: r.version.clone(),
+                index,
+                time_ms,
+            };
+            self.history.push(activation);
+        }
+    }
+
     pub fn active_of(&self, kind: &ModuleKind) -> Option<&Activation> {
         self.history.iter().rev().find(|a| a.kind == *kind)
     }

@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, Trap};
 
@@ -234,6 +233,14 @@ impl Compiled {
             Compiled::Plugin(m) => &m.hash,
         }
     }
+
+    /// The engine it was compiled with (modules to run beside it compile with it too).
+    pub fn engine(&self) -> &Engine {
+        match self {
+            Compiled::Logic(m) => &m.engine,
+            Compiled::Plugin(m) => &m.engine,
+        }
+    }
 }
 
 /// What every component must pass: only `unsplit:*` imports, valid, linkable against
@@ -255,7 +262,7 @@ fn prepare(
     let pre = linker
         .instantiate_pre(&component)
         .map_err(|e| RuntimeError::Unsupported(format!("{e:#}")))?;
-    Ok((pre, hex::encode(Sha256::digest(bytes))))
+    Ok((pre, crate::modules::hash_of(bytes)))
 }
 
 /// Compiles a component and finds out what it is: the IRC logic (with the services hooks
@@ -678,10 +685,6 @@ impl PluginInstance {
             sandbox,
             bindings,
         })
-    }
-
-    pub fn module(&self) -> &Arc<PluginModule> {
-        &self.module
     }
 
     pub fn last_fuel(&self) -> u64 {

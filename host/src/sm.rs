@@ -28,7 +28,7 @@ use unsplit_statemachine::pipeline::{Done, HashJob, Start};
 use unsplit_statemachine::{self as irc, ServiceEvent};
 
 use crate::logic::{Logic, LogicError, LogicState, PluginTrap, Ran};
-use crate::modules::{Activation, ModuleCache, ModuleKind, ModuleRecord, Modules};
+use crate::modules::{ModuleCache, ModuleKind, ModuleRecord, Modules};
 use crate::netconfig::NetConfig;
 use crate::output::{Batch, OutLine, OutputWindow};
 use crate::raft::{
@@ -508,13 +508,6 @@ impl StateMachine {
                         "no module {hash} has been uploaded"
                     )));
                 };
-                let activation = Activation {
-                    hash: hash.clone(),
-                    kind: record.kind.clone(),
-                    version: record.version.clone(),
-                    index,
-                    time_ms: now,
-                };
                 // What runs now: for the logic, the module itself (the built-in one has no
                 // activation); for a plugin, its last activation.
                 let running = match &record.kind {
@@ -546,7 +539,7 @@ impl StateMachine {
                         shadow.reseed(&self.logic, &self.shared);
                     }
                 }
-                self.shared.write().modules.history.push(activation);
+                self.shared.write().modules.activate(&hash, index, now);
                 Ok(Response::ModuleActivated(hash))
             }
             other => Err(io_err(format!("not a module operation: {other:?}"))),
