@@ -248,10 +248,23 @@ impl<C: Component> Slot<C> {
         limits: Limits,
         state: Option<(Vec<u8>, Vec<C::Call>)>,
     ) -> Result<Slot<C>, LogicError> {
+        Slot::start_with(module, limits, state, None)
+    }
+
+    /// [`Slot::start`] with a scratch instance the caller already has (only read from).
+    fn start_with(
+        module: Arc<C::Module>,
+        limits: Limits,
+        state: Option<(Vec<u8>, Vec<C::Call>)>,
+        scratch: Option<C::Instance>,
+    ) -> Result<Slot<C>, LogicError> {
         let (checkpoint, log) = match state {
             Some(s) => s,
             None => {
-                let mut scratch = C::instantiate(&module, limits).map_err(refused)?;
+                let mut scratch = match scratch {
+                    Some(s) => s,
+                    None => C::instantiate(&module, limits).map_err(refused)?,
+                };
                 (C::snapshot(&mut scratch).map_err(refused)?, Vec::new())
             }
         };
@@ -308,11 +321,32 @@ impl PluginSlot {
         limits: Limits,
         state: Option<(Vec<u8>, Vec<PluginCall>)>,
     ) -> Result<PluginSlot, LogicError> {
+        let (scratch, info) = PluginSlot::ask(&module, limits)?;
+        PluginSlot::start_with(module, limits, state, scratch, info)
+    }
+
+    /// A scratch instance of `module` and what the plugin says about itself.
+    fn ask(
+        module: &Arc<PluginModule>,
+        limits: Limits,
+    ) -> Result<(PluginInstance, PluginInfo), LogicError> {
         let mut scratch = PluginInstance::new(module.clone(), limits).map_err(refused)?;
-        let info: PluginInfo = scratch.info().map_err(refused)?.into();
+        let info = scratch.info().map_err(refused)?.into();
+        Ok((scratch, info))
+    }
+
+    /// [`PluginSlot::start`] with the scratch instance and the info already asked for
+    /// (the scratch then also gives a new plugin its empty state).
+    fn start_with(
+        module: Arc<PluginModule>,
+        limits: Limits,
+        state: Option<(Vec<u8>, Vec<PluginCall>)>,
+        scratch: PluginInstance,
+        info: PluginInfo,
+    ) -> Result<PluginSlot, LogicError> {
         Ok(PluginSlot {
             info,
-            slot: Slot::start(module, limits, state)?,
+            slot: Slot::start_with(module, limits, state, Some(scratch))?,
         })
     }
 
@@ -446,11 +480,6 @@ impl Logic {
         self.checkpoint(index)
     }
 
-    /// The plugins, by name: their modules and what they said about themselves.
-    pub fn plugins(&self) -> impl Iterator<Item = (&Arc<PluginModule>, &PluginInfo)> {
-        self.plugins.values().map(|p| (&p.module, &p.info))
-    }
-
     /// What the logic is told about services: every plugin's info, by name.
     pub fn plugin_infos(&self) -> Vec<PluginInfo> {
         self.plugins.values().map(|p| p.info.clone()).collect()
@@ -485,9 +514,8 @@ impl Logic {
         ctx: Context,
         hash_room: usize,
     ) -> Result<Ran, LogicError> {
-        let mut scratch =
-            PluginInstance::new(module.clone(), self.plugin_limits).map_err(refused)?;
-        let name = PluginInfo::from(scratch.info().map_err(refused)?).name;
+        let (scratch, info) = PluginSlot::ask(&module, self.plugin_limits)?;
+        let name = info.name.clone();
         if let Some(expected) = expected.filter(|e| *e != name) {
             return Err(refused(format!(
                 "the plugin calls itself {name}, not {expected}"
@@ -505,7 +533,7 @@ impl Logic {
             },
             None => None,
         };
-        let slot = PluginSlot::start(module, self.plugin_limits, state)?;
+        let slot = PluginSlot::start_with(module, self.plugin_limits, state, scratch, info)?;
         let previous = self.plugins.insert(name.clone(), slot);
         let infos = self.plugin_infos();
         match self.run(Start::SetServices(ctx, infos), hash_room) {
@@ -577,11 +605,8 @@ impl Logic {
             Start::SetServices(ctx, _) | Start::Event(ctx, _) => ctx.index,
         };
         let core_mark = self.core.log.len();
-        let plugin_marks: Vec<(String, usize)> = self
-            .plugins
-            .iter()
-            .map(|(name, p)| (name.clone(), p.log.len()))
-            .collect();
+        // A run neither adds nor removes plugins: the marks follow the map's order.
+        let plugin_marks: Vec<usize> = self.plugins.values().map(|p| p.log.len()).collect();
         let mut fuel = 0;
         let mut core = CoreSide {
             slot: &mut self.core,
@@ -610,10 +635,8 @@ impl Logic {
                 self.traps += 1;
                 self.core.log.truncate(core_mark);
                 self.core.rebuild()?;
-                for (name, mark) in plugin_marks {
-                    if let Some(p) = self.plugins.get_mut(&name)
-                        && p.log.len() > mark
-                    {
+                for (p, mark) in self.plugins.values_mut().zip(plugin_marks) {
+                    if p.log.len() > mark {
                         p.log.truncate(mark);
                         p.rebuild()?;
                     }
