@@ -125,17 +125,8 @@ impl Api {
             Err(r) => return r,
         };
         let bytes = ModuleBytes::new(&body);
-        let cache = self.cache.clone();
-        let limits = {
-            let st = self.shared.read();
-            (st.config().limits(), st.config().plugin_limits())
-        };
-        let checked = {
-            let bytes = bytes.clone();
-            tokio::task::spawn_blocking(move || cache.check(&bytes, limits.0, limits.1)).await
-        };
-        let info = match checked {
-            Ok(Ok((_, info))) => info,
+        let info = match self.check_module(&bytes).await {
+            Ok(Ok(info)) => info,
             Ok(Err(why)) => {
                 return text(
                     StatusCode::BAD_REQUEST,
@@ -160,6 +151,26 @@ impl Api {
             Ok(other) => unexpected(&other),
             Err(e) => e.response(),
         }
+    }
+
+    /// Checks a component against the network's limits (`ModuleCache::check`), on a
+    /// blocking thread: it compiles. `Err`: the check did not finish.
+    pub(crate) async fn check_module(
+        &self,
+        bytes: &ModuleBytes,
+    ) -> Result<Result<Checked, String>, tokio::task::JoinError> {
+        let cache = self.cache.clone();
+        let bytes = bytes.clone();
+        let (limits, plugin_limits) = {
+            let st = self.shared.read();
+            (st.config().limits(), st.config().plugin_limits())
+        };
+        tokio::task::spawn_blocking(move || {
+            cache
+                .check(&bytes, limits, plugin_limits)
+                .map(|(_, checked)| checked)
+        })
+        .await
     }
 
     /// Commits a checked component: its chunks, then the upload itself (one module at a

@@ -570,16 +570,10 @@ async fn pin_builtin_modules(api: &Api) -> Result<(), String> {
         let bytes = ModuleBytes::new(component);
         let hash = bytes.hash();
         if !api.shared.read().modules.known.contains_key(&hash) {
-            let cache = api.cache.clone();
-            let b = bytes.clone();
-            let limits = {
-                let st = api.shared.read();
-                (st.config().limits(), st.config().plugin_limits())
-            };
-            let (_, info) =
-                tokio::task::spawn_blocking(move || cache.check(&b, limits.0, limits.1))
-                    .await
-                    .map_err(|e| e.to_string())??;
+            let info = api
+                .check_module(&bytes)
+                .await
+                .map_err(|e| e.to_string())??;
             match api.commit_upload(&bytes, &info).await {
                 Ok(crate::raft::Response::ModuleUploaded(_)) => {}
                 Ok(other) => return Err(format!("uploading {kind}: {other:?}")),
