@@ -234,32 +234,20 @@ fn trust_bridge(
         .enable_all()
         .build()
         .map_err(io("tokio runtime"))?;
-    let client = crate::network::https_client(crate::tls::client_config(ca)?);
-    let basic = crate::network::basic_auth(password);
-    let base = format!(
-        "https://{}",
-        nodes.first().map(|n| n.addr.as_str()).unwrap_or_default()
-    );
     let setup = |e: String| LocalnetError::Setup(format!("trusting the bridge: {e}"));
+    let ops = crate::ops::Ops::new(crate::ops::Target {
+        servers: nodes.iter().map(|n| n.addr.clone()).collect(),
+        password: password.to_owned(),
+        ca: ca.to_path_buf(),
+    })
+    .map_err(|e| setup(e.to_string()))?;
     runtime.block_on(async {
         // A concurrent edit (revision mismatch) is retried once with the new revision.
         for _ in 0..2 {
-            let req = http::Request::get(format!("{base}/config"))
-                .header(http::header::AUTHORIZATION, &basic)
-                .body(http_body_util::Full::new(bytes::Bytes::new()))
-                .map_err(|e| setup(e.to_string()))?;
-            let (status, headers, body) = send(&client, req).await.map_err(setup)?;
-            if status != 200 {
-                return Err(setup(format!("GET /config answered {status}: {body}")));
-            }
+            let (revision, body) = ops.get_config().await.map_err(|e| setup(e.to_string()))?;
             if body.contains(&secret) {
                 return Ok(());
             }
-            let revision = headers
-                .get(crate::admin::CONFIG_REVISION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("0")
-                .to_owned();
             let line = format!("{secret:?} = \"localnet bridge\"");
             let edited = match body.find("\n[TrustedBridges]") {
                 Some(at) => {
@@ -268,39 +256,15 @@ fn trust_bridge(
                 }
                 None => format!("{body}\n[TrustedBridges]\n{line}\n"),
             };
-            let req = http::Request::post(format!("{base}/config"))
-                .header(http::header::AUTHORIZATION, &basic)
-                .header(crate::admin::CONFIG_REVISION, revision)
-                .body(http_body_util::Full::new(bytes::Bytes::from(edited)))
-                .map_err(|e| setup(e.to_string()))?;
-            let (status, _, body) = send(&client, req).await.map_err(setup)?;
-            if status == 200 {
-                return Ok(());
-            }
-            if !body.contains("Revision mismatch") {
-                return Err(setup(format!("POST /config answered {status}: {body}")));
+            match ops.set_config(revision, edited).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.to_string().contains("Revision mismatch") => {}
+                Err(e) => return Err(setup(e.to_string())),
             }
         }
         Err(setup("the configuration kept changing".into()))
     })?;
     Ok(auth_file)
-}
-
-/// One request with a bounded wait; status, headers and the body as text.
-async fn send(
-    client: &crate::network::HttpsClient,
-    req: http::Request<http_body_util::Full<bytes::Bytes>>,
-) -> Result<(u16, http::HeaderMap, String), String> {
-    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
-        .await
-        .map_err(|_| "timed out".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-    let body = http_body_util::BodyExt::collect(resp.into_body())
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// Writes a file only its owner may read (the bridge refuses others).
