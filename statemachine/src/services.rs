@@ -233,7 +233,7 @@ pub(crate) fn set_services(state: &mut State, out: &mut Output, infos: Vec<Plugi
 fn guest_nick(state: &State, id: SessionId) -> String {
     (0u64..)
         .map(|n| format!("Guest{}", id.wrapping_add(n) % 100_000_000))
-        .find(|n| !state.nicks.contains_key(&fold(n)) && by_nick(state, n).is_none())
+        .find(|n| state.nick_taken(n, id).is_none())
         .unwrap_or_default()
 }
 
@@ -420,14 +420,7 @@ fn force_nick(state: &mut State, out: &mut Output, id: SessionId, new: &str) {
     let Some(s) = state.sessions.get(&id) else {
         return;
     };
-    if !s.registered
-        || !nick::valid_nick(new)
-        || by_nick(state, new).is_some()
-        || state
-            .nicks
-            .get(&fold(new))
-            .is_some_and(|&owner| owner != id)
-    {
+    if !s.registered || !nick::valid_nick(new) || state.nick_taken(new, id).is_some() {
         return;
     }
     nick::set_nick(&mut Ctx { state, out, id }, new);

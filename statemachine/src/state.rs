@@ -223,7 +223,28 @@ pub(crate) struct WhowasEntry {
     pub left_ms: u64,
 }
 
+/// Why a nick is not free for a session (see [`State::nick_taken`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NickTaken {
+    /// A service uses it.
+    Service,
+    /// Another session holds it (registered or not).
+    Session,
+}
+
 impl State {
+    /// Whether `nick` is taken for session `id`: reserved by a service, or held by
+    /// another session. `None`: `id` may use it (it may already hold it).
+    pub fn nick_taken(&self, nick: &str, id: SessionId) -> Option<NickTaken> {
+        if crate::services::by_nick(self, nick).is_some() {
+            return Some(NickTaken::Service);
+        }
+        match self.nicks.get(&fold(nick)) {
+            Some(&owner) if owner != id => Some(NickTaken::Session),
+            _ => None,
+        }
+    }
+
     /// The registered session using `nick` (case-insensitive).
     pub fn find_nick(&self, nick: &str) -> Option<&Session> {
         let id = self.nicks.get(&fold(nick))?;
