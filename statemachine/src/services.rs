@@ -203,11 +203,9 @@ pub(crate) fn set_services(state: &mut State, out: &mut Output, infos: Vec<Plugi
         let guest = guest_nick(state, id);
         let mut ctx = Ctx { state, out, id };
         nick::set_nick(&mut ctx, &guest);
-        let line = format!(
-            ":{} NOTICE {guest} :Your nick is reserved for services; you are now {guest}.",
-            ctx.state.config.server_name
-        );
-        ctx.reply(line);
+        ctx.server_notice(&format!(
+            "Your nick is reserved for services; you are now {guest}."
+        ));
     }
     for s in &state.services {
         let settings = state
@@ -308,22 +306,22 @@ pub(crate) fn failed(
         .find(|s| s.name == service)
         .map(|s| s.nick.clone())
         .unwrap_or_else(|| service.to_owned());
-    let server = state.config.server_name.clone();
     for event in events {
         match event {
             Event::Message { from, .. } => {
-                if let Some(s) = state.sessions.get(&from.session) {
-                    out.send(
-                        s.id,
-                        format!(
-                            ":{server} NOTICE {} :{shown} failed on your request and was reset ({}); nothing changed. Please try again later.",
-                            s.nick_or_star(),
-                            truncate(reason, 120)
-                        ),
-                    );
+                if state.sessions.contains_key(&from.session) {
+                    let id = from.session;
+                    Ctx { state, out, id }.server_notice(&format!(
+                        "{shown} failed on your request and was reset ({}); nothing changed. Please try again later.",
+                        truncate(reason, 120)
+                    ));
                 }
             }
-            Event::Sasl { session, .. } => sasl_fail(state, out, session),
+            Event::Sasl { session, .. } => sasl_fail(&mut Ctx {
+                state,
+                out,
+                id: session,
+            }),
             _ => {}
         }
     }
@@ -379,17 +377,15 @@ pub(crate) fn set_account(
     }
     s.account = account.map(str::to_owned);
     let s = s.clone();
-    let server = &state.config.server_name;
-    let (nick, mask) = (s.nick_or_star(), s.mask());
-    out.send(
-        id,
-        match account {
-            Some(a) => {
-                format!(":{server} {RPL_LOGGEDIN} {nick} {mask} {a} :You are now logged in as {a}")
-            }
-            None => format!(":{server} {RPL_LOGGEDOUT} {nick} {mask} :You are now logged out"),
-        },
-    );
+    let mask = s.mask();
+    let mut ctx = Ctx { state, out, id };
+    match account {
+        Some(a) => ctx.numeric(
+            RPL_LOGGEDIN,
+            &format!("{mask} {a} :You are now logged in as {a}"),
+        ),
+        None => ctx.numeric(RPL_LOGGEDOUT, &format!("{mask} :You are now logged out")),
+    }
     if s.registered {
         emit(state, out, EventKind::AccountChange, || {
             Event::AccountChange {
@@ -495,35 +491,19 @@ fn sasl_result(
         return;
     }
     let Some(account) = account.filter(|a| valid_account(a)) else {
-        sasl_fail(state, out, id);
+        sasl_fail(&mut Ctx { state, out, id });
         return;
     };
     s.sasl = None;
     set_account(state, out, id, Some(account));
-    if let Some(s) = state.sessions.get(&id) {
-        out.send(
-            id,
-            format!(
-                ":{} {RPL_SASLSUCCESS} {} :SASL authentication successful",
-                state.config.server_name,
-                s.nick_or_star()
-            ),
-        );
-    }
+    Ctx { state, out, id }.numeric(RPL_SASLSUCCESS, ":SASL authentication successful");
 }
 
-/// 904 and the exchange is over.
-pub(crate) fn sasl_fail(state: &mut State, out: &mut Output, id: SessionId) {
-    let Some(s) = state.sessions.get_mut(&id) else {
+/// 904 to the session `ctx.id`, and its exchange (if any) is over.
+pub(crate) fn sasl_fail(ctx: &mut Ctx) {
+    let Some(s) = ctx.me_mut() else {
         return;
     };
     s.sasl = None;
-    let nick = s.nick_or_star().to_owned();
-    out.send(
-        id,
-        format!(
-            ":{} {ERR_SASLFAIL} {nick} :SASL authentication failed",
-            state.config.server_name
-        ),
-    );
+    ctx.numeric(ERR_SASLFAIL, ":SASL authentication failed");
 }

@@ -16,12 +16,12 @@ const MAX_PAYLOAD: usize = 4 * CHUNK;
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let param = msg.param(0);
     let Some(service) = services::sasl_service(ctx.state).map(|s| s.name.clone()) else {
-        ctx.numeric(ERR_SASLFAIL, ":SASL authentication failed");
+        services::sasl_fail(ctx);
         return;
     };
     let me = ctx.me();
     if !me.caps.contains("sasl") {
-        ctx.numeric(ERR_SASLFAIL, ":SASL authentication failed");
+        services::sasl_fail(ctx);
         return;
     }
     if param == "*" {
@@ -49,7 +49,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
                 ctx.reply("AUTHENTICATE +".to_owned());
             } else {
                 ctx.numeric(RPL_SASLMECHS, "PLAIN :are available SASL mechanisms");
-                ctx.numeric(ERR_SASLFAIL, ":SASL authentication failed");
+                services::sasl_fail(ctx);
             }
         }
         Some(Sasl::Plain { mut data }) => {
@@ -71,7 +71,7 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
                 return;
             }
             let Some((authzid, authcid, password)) = decode_plain(&data) else {
-                services::sasl_fail(ctx.state, ctx.out, ctx.id);
+                services::sasl_fail(ctx);
                 return;
             };
             if let Some(s) = ctx.me_mut() {

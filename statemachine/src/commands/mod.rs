@@ -215,6 +215,16 @@ impl Ctx<'_> {
         self.out.send(self.id, line);
     }
 
+    /// `:<server> NOTICE <nick> :<text>` to the sender.
+    pub fn server_notice(&mut self, text: &str) {
+        let line = format!(
+            ":{} NOTICE {} :{text}",
+            self.server_name(),
+            self.me().nick_or_star()
+        );
+        self.out.send(self.id, line);
+    }
+
     /// A line to the sender only.
     pub fn reply(&mut self, line: String) {
         self.out.send(self.id, line);

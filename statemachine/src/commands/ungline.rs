@@ -3,22 +3,20 @@
 
 use super::Ctx;
 use super::away::truncate;
-use super::gline::notice;
 use crate::casemap::{eq, fold};
 use crate::message::Message;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let mask = truncate(msg.param(0), 100);
     if let Some(g) = ctx.state.glines.remove(&fold(mask)) {
-        notice(ctx, &format!("*** G-line on {} removed", g.mask));
+        ctx.server_notice(&format!("*** G-line on {} removed", g.mask));
     } else if ctx.state.config.banned.keys().any(|k| eq(k, mask)) {
-        notice(
-            ctx,
+        ctx.server_notice(
             &format!(
                 "*** {mask} is banned by the network configuration ([Banned]); a configuration change lifts it"
             ),
         );
     } else {
-        notice(ctx, &format!("*** No G-line on {mask}"));
+        ctx.server_notice(&format!("*** No G-line on {mask}"));
     }
 }
