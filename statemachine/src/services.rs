@@ -13,7 +13,7 @@ use unsplit_services::{Action, ChannelStatus, Event, EventKind, PluginInfo, User
 use crate::SessionId;
 use crate::casemap::{eq, fold};
 use crate::commands::away::truncate;
-use crate::commands::{Ctx, mode, nick, quit, registration};
+use crate::commands::{Ctx, kill, mode, nick, registration};
 use crate::numeric::*;
 use crate::output::Output;
 use crate::state::{Session, State, Topic};
@@ -423,17 +423,8 @@ fn force_nick(state: &mut State, out: &mut Output, id: SessionId, new: &str) {
 }
 
 fn kill(state: &mut State, out: &mut Output, svc: &Service, id: SessionId, reason: &str) {
-    let Some(s) = state.sessions.get(&id) else {
-        return;
-    };
-    let reason = match truncate(reason, registration::KICKLEN) {
-        "" => "No reason given",
-        r => r,
-    };
     let source = svc.mask(&state.config.server_name);
-    out.send(id, format!(":{source} KILL {} :{reason}", s.nick_or_star()));
-    let reason = format!("Killed ({} ({reason}))", svc.nick);
-    quit::end_session(state, out, id, &reason);
+    kill::kill_by(state, out, &source, &svc.nick, id, reason);
 }
 
 fn set_topic(state: &mut State, out: &mut Output, svc: &Service, channel: &str, text: &str) {

@@ -15,7 +15,7 @@ mod invite;
 mod ison;
 mod join;
 mod kick;
-mod kill;
+pub(crate) mod kill;
 mod list;
 mod lusers;
 pub(crate) mod mode;
