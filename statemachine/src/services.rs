@@ -13,10 +13,10 @@ use unsplit_services::{Action, ChannelStatus, Event, EventKind, PluginInfo, User
 use crate::SessionId;
 use crate::casemap::{eq, fold};
 use crate::commands::away::truncate;
-use crate::commands::{Ctx, kill, mode, nick, registration};
+use crate::commands::{Ctx, kill, mode, nick, registration, topic};
 use crate::numeric::*;
 use crate::output::Output;
-use crate::state::{Session, State, Topic};
+use crate::state::{Session, State};
 
 /// Longest text of a service's NOTICE (the rest is cut), so the line stays within 512
 /// bytes with the longest nicks.
@@ -331,10 +331,7 @@ fn notice(state: &State, out: &mut Output, svc: &Service, to: SessionId, text: &
     let Some(s) = state.sessions.get(&to) else {
         return;
     };
-    let text: String = text
-        .chars()
-        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
-        .collect();
+    let text = one_line(text);
     let text = match truncate(&text, NOTICELEN) {
         "" => " ",
         t => t,
@@ -347,6 +344,13 @@ fn notice(state: &State, out: &mut Output, svc: &Service, to: SessionId, text: &
             s.nick_or_star()
         ),
     );
+}
+
+/// A service's text without the characters that would end or break an IRC line.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+        .collect()
 }
 
 /// An account name a service may set: one word of printable characters.
@@ -429,32 +433,16 @@ fn kill(state: &mut State, out: &mut Output, svc: &Service, id: SessionId, reaso
 
 fn set_topic(state: &mut State, out: &mut Output, svc: &Service, channel: &str, text: &str) {
     let key = fold(channel);
-    let now = state.now_ms;
-    let source = svc.mask(&state.config.server_name);
-    let text: String = text
-        .chars()
-        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
-        .collect();
-    let text = truncate(&text, registration::TOPICLEN).to_owned();
-    let Some(ch) = state.channels.get_mut(&key) else {
+    let text = one_line(text);
+    let text = truncate(&text, registration::TOPICLEN);
+    let Some(ch) = state.channels.get(&key) else {
         return;
     };
     if ch.topic.as_ref().map(|t| t.text.as_str()).unwrap_or("") == text {
         return;
     }
-    ch.topic = (!text.is_empty()).then(|| Topic {
-        text: text.clone(),
-        set_by: svc.nick.clone(),
-        set_ms: now,
-    });
-    let shown = ch.name.clone();
-    let members = ch.members.keys().copied().collect();
-    out.send_sorted(members, format!(":{source} TOPIC {shown} :{text}"));
-    emit(state, out, EventKind::Topic, || Event::Topic {
-        channel: shown,
-        text,
-        setter: svc.nick.clone(),
-    });
+    let source = svc.mask(&state.config.server_name);
+    topic::set_topic(state, out, &key, text, &source, &svc.nick, &svc.nick);
 }
 
 fn register_channel(state: &mut State, channel: &str, registered: bool) {

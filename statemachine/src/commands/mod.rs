@@ -32,7 +32,7 @@ mod privmsg;
 pub(crate) mod quit;
 pub(crate) mod registration;
 mod time;
-mod topic;
+pub(crate) mod topic;
 mod ungline;
 mod user;
 mod userhost;
