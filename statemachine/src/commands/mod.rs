@@ -260,14 +260,6 @@ impl Ctx<'_> {
     }
 }
 
-/// Whether `name` is a valid channel name (RFC 2812 chanstring, `#` only, CHANNELLEN).
-pub(crate) fn valid_channel_name(name: &str) -> bool {
-    name.len() >= 2
-        && name.len() <= crate::commands::registration::CHANNELLEN
-        && name.starts_with('#')
-        && !name.contains([' ', ',', '\x07', ':', '\r', '\n', '\0'])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
