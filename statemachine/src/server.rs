@@ -145,11 +145,6 @@ impl Server {
         out.finish_step()
     }
 
-    /// The services the logic knows, by name (for tests and the host's status).
-    pub fn service_names(&self) -> Vec<String> {
-        self.state.services.iter().map(|s| s.name.clone()).collect()
-    }
-
     /// The whole state: a format number, then the postcard-encoded state.
     pub fn snapshot(&self) -> Vec<u8> {
         let mut bytes = SNAPSHOT_FORMAT.to_le_bytes().to_vec();

@@ -28,7 +28,6 @@ pub(crate) const ACCOUNTLEN: usize = 64;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Service {
     pub name: String,
-    pub version: String,
     pub nick: String,
     pub description: String,
     /// Upper case.
@@ -42,7 +41,6 @@ impl Service {
     fn from_info(info: PluginInfo) -> Service {
         Service {
             name: info.name,
-            version: info.version,
             nick: info.nick,
             description: info.description,
             commands: info
