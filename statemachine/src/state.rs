@@ -245,6 +245,14 @@ impl State {
         }
     }
 
+    /// Moves the clock and the applied index to those of an entry or a services call:
+    /// neither steps back (the leader's clock may, after a leader change; a services call
+    /// has the index of the entry already applied).
+    pub fn advance(&mut self, index: u64, time_ms: u64) {
+        self.now_ms = self.now_ms.max(time_ms);
+        self.last_index = self.last_index.max(index);
+    }
+
     /// The registered session using `nick` (case-insensitive).
     pub fn find_nick(&self, nick: &str) -> Option<&Session> {
         let id = self.nicks.get(&fold(nick))?;
