@@ -306,14 +306,12 @@ pub(crate) fn failed(
         .unwrap_or_else(|| service.to_owned());
     for event in events {
         match event {
-            Event::Message { from, .. } => {
-                if state.sessions.contains_key(&from.session) {
-                    let id = from.session;
-                    Ctx { state, out, id }.server_notice(&format!(
-                        "{shown} failed on your request and was reset ({}); nothing changed. Please try again later.",
-                        truncate(reason, 120)
-                    ));
-                }
+            Event::Message { from, .. } if state.sessions.contains_key(&from.session) => {
+                let id = from.session;
+                Ctx { state, out, id }.server_notice(&format!(
+                    "{shown} failed on your request and was reset ({}); nothing changed. Please try again later.",
+                    truncate(reason, 120)
+                ));
             }
             Event::Sasl { session, .. } => sasl_fail(&mut Ctx {
                 state,
