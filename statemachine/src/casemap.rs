@@ -1,23 +1,10 @@
 //! RFC 1459 case mapping (`CASEMAPPING=rfc1459`) and wildcard masks.
 
-/// Folds one byte: `A-Z` → `a-z`, `[]\~` → `{}|^`.
-fn fold_byte(b: u8) -> u8 {
-    match b {
-        b'A'..=b'Z' => b + 32,
-        b'[' => b'{',
-        b']' => b'}',
-        b'\\' => b'|',
-        b'~' => b'^',
-        other => other,
-    }
-}
+use unsplit_services::casefold_byte as fold_byte;
 
-/// The case-folded form of a nick, channel name or mask; the key of every name index.
-pub(crate) fn fold(s: &str) -> String {
-    // Folding only touches ASCII bytes, so the result stays valid UTF-8.
-    let bytes: Vec<u8> = s.bytes().map(fold_byte).collect();
-    String::from_utf8(bytes).unwrap_or_default()
-}
+/// The case-folded form of a nick, channel name or mask; the key of every name index
+/// (the same folding services key their state by).
+pub(crate) use unsplit_services::casefold as fold;
 
 /// Case-insensitive equality under RFC 1459 rules.
 pub(crate) fn eq(a: &str, b: &str) -> bool {

@@ -231,4 +231,201 @@ mod tests {
         let out = server.apply(&line(6, 2, "PING x"));
         assert_eq!(out.lines[0].line, ":irc.old PONG irc.old :x");
     }
+
+    /// A snapshot the format-1 module itself wrote (commit 44363a2, before the abuse
+    /// protection): a configuration with an operator and a MOTD; alice (operator, away,
+    /// invisible) and bob in `#Chan` (topic, +imklnst, a ban, bob voiced, erin invited),
+    /// bob alone in `#two`; an unregistered session holding `carol`; dave, renamed to
+    /// dave2 and gone (two WHOWAS entries). Unlike `v1_snapshot`, it cannot drift with
+    /// the types this module shares with the current state.
+    const REAL_V1: &[u8] = include_bytes!("testdata/format1-state.bin");
+
+    #[test]
+    fn a_snapshot_of_the_format_1_module_restores_as_it_was() {
+        let t = |index: u64| 1_795_266_199_000 + index * 1000;
+        let (format, body) = REAL_V1.split_first_chunk::<4>().unwrap();
+        assert_eq!(u32::from_le_bytes(*format), 1);
+        let state = from_v1(body).unwrap();
+
+        let c = &state.config;
+        assert_eq!(
+            (c.network.as_str(), c.server_name.as_str(), c.motd.as_str()),
+            ("oldnet", "irc.old", "hello\nworld")
+        );
+        assert_eq!(
+            (c.session_expiration, c.registration_timeout),
+            (3_600_000, 300_000)
+        );
+        assert_eq!((c.max_channels_per_session, c.max_channels), (20, 50));
+        let op = crate::config::Operator {
+            name: "root".into(),
+            password: "pw".into(),
+        };
+        assert_eq!(c.irc.operators, [op]);
+        let defaults = Config::default();
+        assert_eq!(c.flood, defaults.flood);
+        assert!(c.banned.is_empty() && c.plugins.is_empty());
+        assert_eq!(
+            (
+                state.created_ms,
+                state.last_index,
+                state.now_ms,
+                state.max_users
+            ),
+            (t(1), 30, t(30), 4)
+        );
+
+        let nicks: Vec<(&str, SessionId)> = state
+            .nicks
+            .iter()
+            .map(|(n, &id)| (n.as_str(), id))
+            .collect();
+        assert_eq!(nicks, [("alice", 1), ("bob", 2), ("carol", 4), ("erin", 5)]);
+        let ids: Vec<SessionId> = state.sessions.keys().copied().collect();
+        assert_eq!(ids, [1, 2, 4, 5]);
+        let alice = &state.sessions[&1];
+        assert_eq!(
+            (
+                alice.id,
+                alice.created_ms,
+                alice.last_active_ms,
+                alice.last_message_ms
+            ),
+            (1, t(2), t(28), t(2))
+        );
+        assert_eq!(alice.remote_addr, "192.0.2.1");
+        assert_eq!(
+            (
+                alice.nick.as_deref(),
+                alice.username.as_deref(),
+                alice.realname.as_str()
+            ),
+            (Some("alice"), Some("alice"), "Alice A")
+        );
+        assert!(alice.registered && alice.invisible && !alice.cap_negotiating);
+        assert_eq!(
+            (
+                alice.oper.as_deref(),
+                alice.away.as_deref(),
+                alice.password.as_deref()
+            ),
+            (Some("root"), Some("lunch"), None)
+        );
+        assert_eq!(alice.channels, BTreeSet::from(["#chan".to_owned()]));
+        assert_eq!(alice.unregistered_lines, 0);
+        let bob = &state.sessions[&2];
+        assert_eq!(
+            bob.channels,
+            BTreeSet::from(["#chan".to_owned(), "#two".to_owned()])
+        );
+        assert!(bob.registered && !bob.invisible && bob.oper.is_none() && bob.away.is_none());
+        let carol = &state.sessions[&4];
+        assert_eq!(
+            (carol.nick.as_deref(), carol.username.as_deref()),
+            (Some("carol"), None)
+        );
+        assert!(!carol.registered);
+        assert_eq!(carol.remote_addr, "192.0.2.4");
+        // Its first line (and the ban check with it) is behind it.
+        assert_eq!(carol.unregistered_lines, 1);
+        let erin = &state.sessions[&5];
+        assert_eq!(erin.invited_to, BTreeSet::from(["#chan".to_owned()]));
+        assert_eq!(erin.last_active_ms, t(30));
+        for s in state.sessions.values() {
+            assert!(s.account.is_none() && s.caps.is_empty() && s.sasl.is_none());
+            assert_eq!((s.nick_tat_ms, s.join_tat_ms), (0, 0));
+        }
+
+        let keys: Vec<&str> = state.channels.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["#chan", "#two"]);
+        let ch = &state.channels["#chan"];
+        assert_eq!((ch.name.as_str(), ch.created_ms), ("#Chan", t(21)));
+        let topic = ch.topic.as_ref().unwrap();
+        assert_eq!(
+            (topic.text.as_str(), topic.set_by.as_str(), topic.set_ms),
+            ("Old topic", "alice", t(23))
+        );
+        let op = Membership {
+            op: true,
+            voice: false,
+        };
+        let voice = Membership {
+            op: false,
+            voice: true,
+        };
+        assert_eq!(ch.members, BTreeMap::from([(1, op), (2, voice)]));
+        assert_eq!(
+            ch.modes,
+            ChannelModes {
+                invite_only: true,
+                moderated: true,
+                no_external: true,
+                secret: true,
+                topic_ops: true,
+                key: Some("sesame".into()),
+                limit: Some(10),
+            }
+        );
+        let ban = Ban {
+            mask: "*!*@bad.example".into(),
+            set_by: "alice".into(),
+            set_ms: t(25),
+        };
+        assert_eq!(ch.bans, [ban]);
+        assert_eq!(ch.invites, BTreeSet::from([5]));
+        assert!(!ch.registered);
+        assert_eq!(state.channels["#two"].members, BTreeMap::from([(2, op)]));
+
+        let whowas: Vec<_> = state
+            .whowas
+            .iter()
+            .map(|w| {
+                let fields = (w.nick.as_str(), w.username.as_str(), w.host.as_str());
+                (fields, w.realname.as_str(), w.left_ms)
+            })
+            .collect();
+        assert_eq!(
+            whowas,
+            [
+                (("dave", "dave", "unsplit/0x3"), "Dave D", t(16)),
+                (("dave2", "dave", "unsplit/0x3"), "Dave D", t(17)),
+            ]
+        );
+        assert!(state.glines.is_empty() && state.services.is_empty());
+
+        // The restored server works on it and writes it in the current format.
+        let mut server = Server::restore(REAL_V1).unwrap();
+        server.check_invariants().unwrap();
+        let mut apply = |index, session, text: &str| {
+            let entry = Entry {
+                index,
+                time_ms: t(index),
+                session,
+                kind: EntryKind::IrcLine(text.as_bytes().to_vec()),
+            };
+            let out = server.apply(&entry);
+            out.lines.into_iter().map(|l| l.line).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            apply(31, 2, "NAMES #chan"),
+            [
+                ":irc.old 353 bob @ #Chan :@alice +bob",
+                ":irc.old 366 bob #Chan :End of /NAMES list",
+            ]
+        );
+        assert_eq!(
+            apply(32, 2, "TOPIC #chan")[1],
+            format!(":irc.old 333 bob #Chan alice {}", t(23) / 1000)
+        );
+        assert_eq!(
+            apply(33, 2, "WHOWAS dave2")[0],
+            ":irc.old 314 bob dave2 dave unsplit/0x3 * :Dave D"
+        );
+        assert_eq!(
+            apply(34, 5, "JOIN #chan sesame")[0],
+            ":erin!erin@unsplit/0x5 JOIN #Chan"
+        );
+        let again = Server::restore(&server.snapshot()).unwrap();
+        assert_eq!(again.snapshot(), server.snapshot());
+    }
 }

@@ -140,12 +140,11 @@ pub fn run<C: Core, S: Services>(
         for (service, events) in group(std::mem::take(&mut queue)) {
             let step = match services.handle(&service, &ctx, &events) {
                 Ok(actions) => {
-                    let mut room = hash_room.saturating_sub(done.hash_jobs.len());
                     let actions = take_hash_jobs(
                         &service,
                         actions,
                         &mut done.hash_jobs,
-                        &mut room,
+                        hash_room,
                         &mut queue,
                     );
                     if actions.is_empty() {
@@ -196,13 +195,13 @@ fn group(events: Vec<ServiceEvent>) -> Vec<(String, Vec<Event>)> {
     groups
 }
 
-/// Moves `hash-password` actions out of `actions` into `jobs` while there is `room`;
-/// the others are answered with [`HASH_BUSY`] in the next round (`queue`).
+/// Moves `hash-password` actions out of `actions` into `jobs` while it holds fewer than
+/// `hash_room`; the others are answered with [`HASH_BUSY`] in the next round (`queue`).
 fn take_hash_jobs(
     service: &str,
     actions: Vec<Action>,
     jobs: &mut Vec<HashJob>,
-    room: &mut usize,
+    hash_room: usize,
     queue: &mut Vec<ServiceEvent>,
 ) -> Vec<Action> {
     actions
@@ -217,7 +216,7 @@ fn take_hash_jobs(
                 let refusal =
                     unsplit_services::check_hash_request(&password, &salt, algorithm.as_deref())
                         .err()
-                        .or_else(|| (*room == 0).then(|| HASH_BUSY.to_owned()));
+                        .or_else(|| (jobs.len() >= hash_room).then(|| HASH_BUSY.to_owned()));
                 if let Some(why) = refusal {
                     queue.push(ServiceEvent {
                         service: service.to_owned(),
@@ -227,7 +226,6 @@ fn take_hash_jobs(
                         },
                     });
                 } else {
-                    *room -= 1;
                     jobs.push(HashJob {
                         service: service.to_owned(),
                         id,

@@ -61,9 +61,7 @@ impl Server {
         if state.created_ms == 0 {
             state.created_ms = entry.time_ms;
         }
-        // The leader's clock may step back after a leader change; the logic's never does.
-        state.now_ms = state.now_ms.max(entry.time_ms);
-        state.last_index = entry.index;
+        state.advance(entry.index, entry.time_ms);
         match &entry.kind {
             EntryKind::CreateSession { remote_addr } => {
                 let id = entry.session;
@@ -88,12 +86,7 @@ impl Server {
                     quit::end_session(state, &mut out, entry.session, &reason);
                 }
             }
-            EntryKind::IrcLine(raw) => {
-                if let Some(s) = state.sessions.get_mut(&entry.session) {
-                    s.last_active_ms = state.now_ms;
-                    line(state, &mut out, entry.session, raw);
-                }
-            }
+            EntryKind::IrcLine(raw) => line(state, &mut out, entry.session, raw),
             EntryKind::Tick => {
                 expire(state, &mut out);
                 services::emit(state, &mut out, EventKind::Tick, || Event::Tick);
@@ -111,8 +104,7 @@ impl Server {
 
     /// The clock of a services call (same entry as the events it answers).
     fn enter(&mut self, ctx: &Context) {
-        self.state.now_ms = self.state.now_ms.max(ctx.time_ms);
-        self.state.last_index = self.state.last_index.max(ctx.index);
+        self.state.advance(ctx.index, ctx.time_ms);
     }
 
     /// The services that exist from now on (the WIT `core.set-services`).
@@ -143,11 +135,6 @@ impl Server {
         let mut out = Output::default();
         services::failed(&mut self.state, &mut out, service, events, reason);
         out.finish_step()
-    }
-
-    /// The services the logic knows, by name (for tests and the host's status).
-    pub fn service_names(&self) -> Vec<String> {
-        self.state.services.iter().map(|s| s.name.clone()).collect()
     }
 
     /// The whole state: a format number, then the postcard-encoded state.
@@ -184,9 +171,9 @@ impl Server {
     }
 }
 
-/// One IRC line from a known session.
+/// One IRC line from session `id` (ignored when it is not known).
 fn line(state: &mut State, out: &mut Output, id: SessionId, raw: &[u8]) {
-    if !admit_unregistered(state, out, id) {
+    if !admit(state, out, id) {
         return;
     }
     let mut ctx = Ctx { state, out, id };
@@ -208,13 +195,15 @@ fn line(state: &mut State, out: &mut Output, id: SessionId, raw: &[u8]) {
     }
 }
 
-/// The bounds on a session that has not registered yet: its first line checks its address
-/// against the bans, and after `[Flood] UnregisteredLines` lines it is closed. `false`
-/// when the session was closed (the line is not processed).
-fn admit_unregistered(state: &mut State, out: &mut Output, id: SessionId) -> bool {
+/// A line from session `id` counts as activity; then the bounds on a session that has
+/// not registered yet: its first line checks its address against the bans, and after
+/// `[Flood] UnregisteredLines` lines it is closed. `false` when the session is unknown
+/// or was closed (the line is not processed).
+fn admit(state: &mut State, out: &mut Output, id: SessionId) -> bool {
     let Some(s) = state.sessions.get_mut(&id) else {
         return false;
     };
+    s.last_active_ms = state.now_ms;
     if s.registered {
         return true;
     }

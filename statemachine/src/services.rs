@@ -13,10 +13,10 @@ use unsplit_services::{Action, ChannelStatus, Event, EventKind, PluginInfo, User
 use crate::SessionId;
 use crate::casemap::{eq, fold};
 use crate::commands::away::truncate;
-use crate::commands::{Ctx, mode, nick, quit, registration};
+use crate::commands::{Ctx, kill, mode, nick, registration, topic};
 use crate::numeric::*;
 use crate::output::Output;
-use crate::state::{Session, State, Topic};
+use crate::state::{Session, State};
 
 /// Longest text of a service's NOTICE (the rest is cut), so the line stays within 512
 /// bytes with the longest nicks.
@@ -28,7 +28,6 @@ pub(crate) const ACCOUNTLEN: usize = 64;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Service {
     pub name: String,
-    pub version: String,
     pub nick: String,
     pub description: String,
     /// Upper case.
@@ -42,7 +41,6 @@ impl Service {
     fn from_info(info: PluginInfo) -> Service {
         Service {
             name: info.name,
-            version: info.version,
             nick: info.nick,
             description: info.description,
             commands: info
@@ -203,11 +201,9 @@ pub(crate) fn set_services(state: &mut State, out: &mut Output, infos: Vec<Plugi
         let guest = guest_nick(state, id);
         let mut ctx = Ctx { state, out, id };
         nick::set_nick(&mut ctx, &guest);
-        let line = format!(
-            ":{} NOTICE {guest} :Your nick is reserved for services; you are now {guest}.",
-            ctx.state.config.server_name
-        );
-        ctx.reply(line);
+        ctx.server_notice(&format!(
+            "Your nick is reserved for services; you are now {guest}."
+        ));
     }
     for s in &state.services {
         let settings = state
@@ -233,7 +229,7 @@ pub(crate) fn set_services(state: &mut State, out: &mut Output, infos: Vec<Plugi
 fn guest_nick(state: &State, id: SessionId) -> String {
     (0u64..)
         .map(|n| format!("Guest{}", id.wrapping_add(n) % 100_000_000))
-        .find(|n| !state.nicks.contains_key(&fold(n)) && by_nick(state, n).is_none())
+        .find(|n| state.nick_taken(n, id).is_none())
         .unwrap_or_default()
 }
 
@@ -308,22 +304,20 @@ pub(crate) fn failed(
         .find(|s| s.name == service)
         .map(|s| s.nick.clone())
         .unwrap_or_else(|| service.to_owned());
-    let server = state.config.server_name.clone();
     for event in events {
         match event {
-            Event::Message { from, .. } => {
-                if let Some(s) = state.sessions.get(&from.session) {
-                    out.send(
-                        s.id,
-                        format!(
-                            ":{server} NOTICE {} :{shown} failed on your request and was reset ({}); nothing changed. Please try again later.",
-                            s.nick_or_star(),
-                            truncate(reason, 120)
-                        ),
-                    );
-                }
+            Event::Message { from, .. } if state.sessions.contains_key(&from.session) => {
+                let id = from.session;
+                Ctx { state, out, id }.server_notice(&format!(
+                    "{shown} failed on your request and was reset ({}); nothing changed. Please try again later.",
+                    truncate(reason, 120)
+                ));
             }
-            Event::Sasl { session, .. } => sasl_fail(state, out, session),
+            Event::Sasl { session, .. } => sasl_fail(&mut Ctx {
+                state,
+                out,
+                id: session,
+            }),
             _ => {}
         }
     }
@@ -333,10 +327,7 @@ fn notice(state: &State, out: &mut Output, svc: &Service, to: SessionId, text: &
     let Some(s) = state.sessions.get(&to) else {
         return;
     };
-    let text: String = text
-        .chars()
-        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
-        .collect();
+    let text = one_line(text);
     let text = match truncate(&text, NOTICELEN) {
         "" => " ",
         t => t,
@@ -349,6 +340,13 @@ fn notice(state: &State, out: &mut Output, svc: &Service, to: SessionId, text: &
             s.nick_or_star()
         ),
     );
+}
+
+/// A service's text without the characters that would end or break an IRC line.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
+        .collect()
 }
 
 /// An account name a service may set: one word of printable characters.
@@ -379,17 +377,15 @@ pub(crate) fn set_account(
     }
     s.account = account.map(str::to_owned);
     let s = s.clone();
-    let server = &state.config.server_name;
-    let (nick, mask) = (s.nick_or_star(), s.mask());
-    out.send(
-        id,
-        match account {
-            Some(a) => {
-                format!(":{server} {RPL_LOGGEDIN} {nick} {mask} {a} :You are now logged in as {a}")
-            }
-            None => format!(":{server} {RPL_LOGGEDOUT} {nick} {mask} :You are now logged out"),
-        },
-    );
+    let mask = s.mask();
+    let mut ctx = Ctx { state, out, id };
+    match account {
+        Some(a) => ctx.numeric(
+            RPL_LOGGEDIN,
+            &format!("{mask} {a} :You are now logged in as {a}"),
+        ),
+        None => ctx.numeric(RPL_LOGGEDOUT, &format!("{mask} :You are now logged out")),
+    }
     if s.registered {
         emit(state, out, EventKind::AccountChange, || {
             Event::AccountChange {
@@ -420,61 +416,29 @@ fn force_nick(state: &mut State, out: &mut Output, id: SessionId, new: &str) {
     let Some(s) = state.sessions.get(&id) else {
         return;
     };
-    if !s.registered
-        || !nick::valid_nick(new)
-        || by_nick(state, new).is_some()
-        || state
-            .nicks
-            .get(&fold(new))
-            .is_some_and(|&owner| owner != id)
-    {
+    if !s.registered || !nick::valid_nick(new) || state.nick_taken(new, id).is_some() {
         return;
     }
     nick::set_nick(&mut Ctx { state, out, id }, new);
 }
 
 fn kill(state: &mut State, out: &mut Output, svc: &Service, id: SessionId, reason: &str) {
-    let Some(s) = state.sessions.get(&id) else {
-        return;
-    };
-    let reason = match truncate(reason, registration::KICKLEN) {
-        "" => "No reason given",
-        r => r,
-    };
     let source = svc.mask(&state.config.server_name);
-    out.send(id, format!(":{source} KILL {} :{reason}", s.nick_or_star()));
-    let reason = format!("Killed ({} ({reason}))", svc.nick);
-    quit::end_session(state, out, id, &reason);
+    kill::kill_by(state, out, &source, &svc.nick, id, reason);
 }
 
 fn set_topic(state: &mut State, out: &mut Output, svc: &Service, channel: &str, text: &str) {
     let key = fold(channel);
-    let now = state.now_ms;
-    let source = svc.mask(&state.config.server_name);
-    let text: String = text
-        .chars()
-        .filter(|c| !matches!(c, '\r' | '\n' | '\0'))
-        .collect();
-    let text = truncate(&text, registration::TOPICLEN).to_owned();
-    let Some(ch) = state.channels.get_mut(&key) else {
+    let text = one_line(text);
+    let text = truncate(&text, registration::TOPICLEN);
+    let Some(ch) = state.channels.get(&key) else {
         return;
     };
     if ch.topic.as_ref().map(|t| t.text.as_str()).unwrap_or("") == text {
         return;
     }
-    ch.topic = (!text.is_empty()).then(|| Topic {
-        text: text.clone(),
-        set_by: svc.nick.clone(),
-        set_ms: now,
-    });
-    let shown = ch.name.clone();
-    let members = ch.members.keys().copied().collect();
-    out.send_sorted(members, format!(":{source} TOPIC {shown} :{text}"));
-    emit(state, out, EventKind::Topic, || Event::Topic {
-        channel: shown,
-        text,
-        setter: svc.nick.clone(),
-    });
+    let source = svc.mask(&state.config.server_name);
+    topic::set_topic(state, out, &key, text, &source, &svc.nick, &svc.nick);
 }
 
 fn register_channel(state: &mut State, channel: &str, registered: bool) {
@@ -502,35 +466,19 @@ fn sasl_result(
         return;
     }
     let Some(account) = account.filter(|a| valid_account(a)) else {
-        sasl_fail(state, out, id);
+        sasl_fail(&mut Ctx { state, out, id });
         return;
     };
     s.sasl = None;
     set_account(state, out, id, Some(account));
-    if let Some(s) = state.sessions.get(&id) {
-        out.send(
-            id,
-            format!(
-                ":{} {RPL_SASLSUCCESS} {} :SASL authentication successful",
-                state.config.server_name,
-                s.nick_or_star()
-            ),
-        );
-    }
+    Ctx { state, out, id }.numeric(RPL_SASLSUCCESS, ":SASL authentication successful");
 }
 
-/// 904 and the exchange is over.
-pub(crate) fn sasl_fail(state: &mut State, out: &mut Output, id: SessionId) {
-    let Some(s) = state.sessions.get_mut(&id) else {
+/// 904 to the session `ctx.id`, and its exchange (if any) is over.
+pub(crate) fn sasl_fail(ctx: &mut Ctx) {
+    let Some(s) = ctx.me_mut() else {
         return;
     };
     s.sasl = None;
-    let nick = s.nick_or_star().to_owned();
-    out.send(
-        id,
-        format!(
-            ":{} {ERR_SASLFAIL} {nick} :SASL authentication failed",
-            state.config.server_name
-        ),
-    );
+    ctx.numeric(ERR_SASLFAIL, ":SASL authentication failed");
 }

@@ -223,7 +223,36 @@ pub(crate) struct WhowasEntry {
     pub left_ms: u64,
 }
 
+/// Why a nick is not free for a session (see [`State::nick_taken`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NickTaken {
+    /// A service uses it.
+    Service,
+    /// Another session holds it (registered or not).
+    Session,
+}
+
 impl State {
+    /// Whether `nick` is taken for session `id`: reserved by a service, or held by
+    /// another session. `None`: `id` may use it (it may already hold it).
+    pub fn nick_taken(&self, nick: &str, id: SessionId) -> Option<NickTaken> {
+        if crate::services::by_nick(self, nick).is_some() {
+            return Some(NickTaken::Service);
+        }
+        match self.nicks.get(&fold(nick)) {
+            Some(&owner) if owner != id => Some(NickTaken::Session),
+            _ => None,
+        }
+    }
+
+    /// Moves the clock and the applied index to those of an entry or a services call:
+    /// neither steps back (the leader's clock may, after a leader change; a services call
+    /// has the index of the entry already applied).
+    pub fn advance(&mut self, index: u64, time_ms: u64) {
+        self.now_ms = self.now_ms.max(time_ms);
+        self.last_index = self.last_index.max(index);
+    }
+
     /// The registered session using `nick` (case-insensitive).
     pub fn find_nick(&self, nick: &str) -> Option<&Session> {
         let id = self.nicks.get(&fold(nick))?;

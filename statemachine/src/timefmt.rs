@@ -1,5 +1,7 @@
 //! Human-readable UTC times from entry timestamps (no clock, no time zone database).
 
+use unsplit_services::civil_from_days;
+
 const DAYS: [&str; 7] = [
     "Thursday",
     "Friday",
@@ -24,20 +26,6 @@ const MONTHS: [&str; 12] = [
     "December",
 ];
 
-/// (year, month 1–12, day 1–31) from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 /// `Saturday November 21 2026 -- 13:03:19 +00:00`, the RPL_TIME style of common servers.
 pub(crate) fn long(ms: u64) -> String {
     let secs = (ms / 1000) as i64;
@@ -54,18 +42,8 @@ pub(crate) fn long(ms: u64) -> String {
     )
 }
 
-/// `2026-11-21 13:03:19 UTC`, for RPL_CREATED and WHOWAS.
-pub(crate) fn short(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let rem = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
+/// `2026-11-21 13:03:19 UTC`, for RPL_CREATED and WHOWAS (the date services show too).
+pub(crate) use unsplit_services::utc_date as short;
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,10 @@
 
 mod conversions;
 mod support;
-pub use support::{ctcp_reply, decode_state, encode_state, parse_duration_ms, utc_date};
+pub use support::{
+    CHANNELLEN, civil_from_days, ctcp_reply, decode_state, encode_state, parse_duration_ms,
+    utc_date, valid_channel_name,
+};
 #[cfg(feature = "guest")]
 pub mod guest;
 #[cfg(feature = "hasher")]

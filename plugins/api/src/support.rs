@@ -108,8 +108,20 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     u64::try_from(total_ns / 1_000_000).map_err(|_| err())
 }
 
+/// Longest channel name in bytes (the network's `CHANNELLEN`).
+pub const CHANNELLEN: usize = 50;
+
+/// Whether `name` is a channel name the network accepts: RFC 2812's chanstring with the
+/// `#` prefix only (no space, comma, BEL, colon, CR, LF or NUL), 2 to [`CHANNELLEN`]
+/// bytes. The IRC logic creates no other channel, so services need accept no other.
+pub fn valid_channel_name(name: &str) -> bool {
+    (2..=CHANNELLEN).contains(&name.len())
+        && name.starts_with('#')
+        && !name.contains([' ', ',', '\x07', ':', '\r', '\n', '\0'])
+}
+
 /// (year, month 1–12, day 1–31) from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -171,6 +183,35 @@ mod tests {
             "99999999999999999999h",
         ] {
             assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn channel_names() {
+        for ok in [
+            "#a",
+            "#Chan",
+            "#a\tb",
+            "#é",
+            &format!("#{}", "c".repeat(49)),
+        ] {
+            assert!(valid_channel_name(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "#",
+            "a",
+            "&a",
+            "#a b",
+            "#a,b",
+            "#a:b",
+            "#a\x07",
+            "#a\rb",
+            "#a\nb",
+            "#a\0",
+            &format!("#{}", "c".repeat(50)),
+        ] {
+            assert!(!valid_channel_name(bad), "{bad:?}");
         }
     }
 

@@ -28,13 +28,10 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         ("0", msg.param(1))
     };
     let Ok(duration_ms) = parse_duration_ms(duration) else {
-        notice(
-            ctx,
-            &format!(
-                "*** GLINE: invalid duration {:?} (e.g. 30m, 12h, 0 for permanent)",
-                truncate(duration, 32)
-            ),
-        );
+        ctx.server_notice(&format!(
+            "*** GLINE: invalid duration {:?} (e.g. 30m, 12h, 0 for permanent)",
+            truncate(duration, 32)
+        ));
         return;
     };
     let reason = match truncate(reason, MAX_BAN_REASON) {
@@ -44,14 +41,13 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     let mask = if let Some(victim) = ctx.state.find_nick(target) {
         if victim.remote_addr.is_empty() {
             let nick = victim.nick_or_star().to_owned();
-            notice(ctx, &format!("*** GLINE: {nick} has no known address"));
+            ctx.server_notice(&format!("*** GLINE: {nick} has no known address"));
             return;
         }
         victim.remote_addr.clone()
     } else if target.contains(['.', ':', '*', '?']) {
         if !valid_address_mask(target) {
-            notice(
-                ctx,
+            ctx.server_notice(
                 &format!(
                     "*** GLINE: {} is not an address or address mask (like 192.0.2.7, 192.0.2.* or 192.0.2.0/24)",
                     truncate(target, 64)
@@ -65,10 +61,9 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         return;
     };
     if covers(&mask, &ctx.me().remote_addr) {
-        notice(
-            ctx,
-            &format!("*** GLINE: {mask} matches your own address; not set"),
-        );
+        ctx.server_notice(&format!(
+            "*** GLINE: {mask} matches your own address; not set"
+        ));
         return;
     }
     let now = ctx.state.now_ms;
@@ -106,10 +101,9 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         1 => "1 session".to_owned(),
         n => format!("{n} sessions"),
     };
-    notice(
-        ctx,
-        &format!("*** G-line on {mask} set ({until}): {reason}; {killed} killed"),
-    );
+    ctx.server_notice(&format!(
+        "*** G-line on {mask} set ({until}): {reason}; {killed} killed"
+    ));
 }
 
 /// `223 G <mask> <set> <expires> <by> :<reason>` per ban (times in Unix seconds, 0 for
@@ -143,14 +137,4 @@ fn list(ctx: &mut Ctx) {
         ctx.numeric(RPL_STATSGLINE, &row);
     }
     ctx.numeric(RPL_ENDOFSTATS, "g :End of /STATS report");
-}
-
-/// A server NOTICE to the sender.
-pub(super) fn notice(ctx: &mut Ctx, text: &str) {
-    let line = format!(
-        ":{} NOTICE {} :{text}",
-        ctx.server_name(),
-        ctx.me().nick_or_star()
-    );
-    ctx.reply(line);
 }

@@ -1,13 +1,13 @@
 //! JOIN: enter channels, creating them as needed; `JOIN 0` leaves all (RFC 2812 §3.2.1).
 
-use super::{Ctx, names, topic, valid_channel_name};
+use super::{Ctx, names, topic};
 use crate::casemap::{fold, wildcard_match};
 use crate::message::Message;
 use crate::numeric::*;
 use crate::ratelimit;
 use crate::services;
 use crate::state::{Channel, ChannelModes, Membership};
-use unsplit_services::{Event, EventKind};
+use unsplit_services::{Event, EventKind, valid_channel_name};
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
     if msg.param(0).is_empty() {

@@ -15,7 +15,7 @@ mod invite;
 mod ison;
 mod join;
 mod kick;
-mod kill;
+pub(crate) mod kill;
 mod list;
 mod lusers;
 pub(crate) mod mode;
@@ -32,7 +32,7 @@ mod privmsg;
 pub(crate) mod quit;
 pub(crate) mod registration;
 mod time;
-mod topic;
+pub(crate) mod topic;
 mod ungline;
 mod user;
 mod userhost;
@@ -215,6 +215,16 @@ impl Ctx<'_> {
         self.out.send(self.id, line);
     }
 
+    /// `:<server> NOTICE <nick> :<text>` to the sender.
+    pub fn server_notice(&mut self, text: &str) {
+        let line = format!(
+            ":{} NOTICE {} :{text}",
+            self.server_name(),
+            self.me().nick_or_star()
+        );
+        self.out.send(self.id, line);
+    }
+
     /// A line to the sender only.
     pub fn reply(&mut self, line: String) {
         self.out.send(self.id, line);
@@ -248,14 +258,6 @@ impl Ctx<'_> {
     pub fn no_such_channel(&mut self, target: &str) {
         self.numeric(ERR_NOSUCHCHANNEL, &format!("{target} :No such channel"));
     }
-}
-
-/// Whether `name` is a valid channel name (RFC 2812 chanstring, `#` only, CHANNELLEN).
-pub(crate) fn valid_channel_name(name: &str) -> bool {
-    name.len() >= 2
-        && name.len() <= crate::commands::registration::CHANNELLEN
-        && name.starts_with('#')
-        && !name.contains([' ', ',', '\x07', ':', '\r', '\n', '\0'])
 }
 
 #[cfg(test)]

@@ -121,25 +121,13 @@ fn channel_mode(ctx: &mut Ctx, msg: &Message) {
         match mode {
             'o' | 'v' => {
                 let Some(nick) = arg else { continue };
-                let Some(target) = ctx.state.find_nick(&nick) else {
-                    ctx.no_such_nick(&nick);
-                    continue;
-                };
-                let (tid, tnick) = (target.id, target.nick_or_star().to_owned());
-                let Some(ch) = ctx.state.channels.get_mut(&key) else {
-                    return;
-                };
-                let Some(m) = ch.members.get_mut(&tid) else {
-                    ctx.numeric(
+                match member_mode(ctx.state, &key, plus, mode, &nick, &mut changes) {
+                    Ok(()) => {}
+                    Err(MemberModeError::NoSuchNick) => ctx.no_such_nick(&nick),
+                    Err(MemberModeError::NotOnChannel(tnick)) => ctx.numeric(
                         ERR_USERNOTINCHANNEL,
                         &format!("{tnick} {shown} :They aren't on that channel"),
-                    );
-                    continue;
-                };
-                let flag = if mode == 'o' { &mut m.op } else { &mut m.voice };
-                if *flag != plus {
-                    *flag = plus;
-                    changes.push(plus, mode, Some(tnick));
+                    ),
                 }
             }
             'b' => {
@@ -247,6 +235,41 @@ fn channel_mode(ctx: &mut Ctx, msg: &Message) {
     }
 }
 
+/// Why a member mode (`o`, `v`) did not apply.
+enum MemberModeError {
+    NoSuchNick,
+    /// The nick (as its owner writes it) is not on the channel.
+    NotOnChannel(String),
+}
+
+/// Gives (`plus`) or takes channel `key`'s member mode `mode` (`o` or `v`) to or from
+/// the user `nick`; a change is added to `changes` (none when the member already has
+/// that status).
+fn member_mode(
+    state: &mut crate::state::State,
+    key: &str,
+    plus: bool,
+    mode: char,
+    nick: &str,
+    changes: &mut Changes,
+) -> Result<(), MemberModeError> {
+    let target = state.find_nick(nick).ok_or(MemberModeError::NoSuchNick)?;
+    let (tid, tnick) = (target.id, target.nick_or_star().to_owned());
+    let Some(m) = state
+        .channels
+        .get_mut(key)
+        .and_then(|ch| ch.members.get_mut(&tid))
+    else {
+        return Err(MemberModeError::NotOnChannel(tnick));
+    };
+    let flag = if mode == 'o' { &mut m.op } else { &mut m.voice };
+    if *flag != plus {
+        *flag = plus;
+        changes.push(plus, mode, Some(tnick));
+    }
+    Ok(())
+}
+
 /// Channel member modes (`o`, `v`) set by a service (ChanServ): no privilege check, the
 /// service decided; changes that do not apply (a nick not on the channel, a status the
 /// member already has) are skipped. Announced to the channel from `source`.
@@ -268,22 +291,8 @@ pub(crate) fn service_channel_mode(
             '-' => plus = false,
             'o' | 'v' => {
                 let Some(nick) = args.next() else { break };
-                let Some(target) = state.find_nick(nick) else {
-                    continue;
-                };
-                let (tid, tnick) = (target.id, target.nick_or_star().to_owned());
-                let Some(m) = state
-                    .channels
-                    .get_mut(&key)
-                    .and_then(|ch| ch.members.get_mut(&tid))
-                else {
-                    continue;
-                };
-                let flag = if mode == 'o' { &mut m.op } else { &mut m.voice };
-                if *flag != plus {
-                    *flag = plus;
-                    changes.push(plus, mode, Some(tnick));
-                }
+                // What does not apply is skipped silently.
+                let _ = member_mode(state, &key, plus, mode, nick, &mut changes);
             }
             _ => {}
         }

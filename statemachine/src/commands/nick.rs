@@ -9,6 +9,7 @@ use crate::message::Message;
 use crate::numeric::*;
 use crate::ratelimit;
 use crate::services;
+use crate::state::NickTaken;
 
 /// RFC 2812 nickname: a letter or special first, then letters, digits, specials, `-`.
 pub(crate) fn valid_nick(nick: &str) -> bool {
@@ -44,23 +45,22 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         );
         return;
     }
-    let folded = fold(new);
-    if services::by_nick(ctx.state, new).is_some() {
-        ctx.numeric(
-            ERR_NICKNAMEINUSE,
-            &format!("{new} :Nickname is reserved for services"),
-        );
-        return;
-    }
-    match ctx.state.nicks.get(&folded) {
-        Some(&owner) if owner != ctx.id => {
+    match ctx.state.nick_taken(new, ctx.id) {
+        Some(NickTaken::Service) => {
+            ctx.numeric(
+                ERR_NICKNAMEINUSE,
+                &format!("{new} :Nickname is reserved for services"),
+            );
+            return;
+        }
+        Some(NickTaken::Session) => {
             ctx.numeric(
                 ERR_NICKNAMEINUSE,
                 &format!("{new} :Nickname is already in use"),
             );
             return;
         }
-        _ => {}
+        None => {}
     }
     let me = ctx.me();
     if me.registered && me.nick.as_deref() != Some(new) {

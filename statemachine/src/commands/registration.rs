@@ -8,7 +8,7 @@ use crate::timefmt;
 use unsplit_services::{Event, EventKind};
 
 pub(crate) const NICKLEN: usize = 30;
-pub(crate) const CHANNELLEN: usize = 50;
+pub(crate) const CHANNELLEN: usize = unsplit_services::CHANNELLEN;
 pub(crate) const TOPICLEN: usize = 390;
 pub(crate) const AWAYLEN: usize = 390;
 pub(crate) const KICKLEN: usize = 390;

@@ -5,8 +5,9 @@ use super::{Ctx, away::truncate};
 use crate::casemap::fold;
 use crate::message::Message;
 use crate::numeric::*;
+use crate::output::Output;
 use crate::services;
-use crate::state::Topic;
+use crate::state::{State, Topic};
 use unsplit_services::{Event, EventKind};
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
@@ -38,30 +39,40 @@ pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
         ctx.not_channel_operator(&shown);
         return;
     }
-    let text = truncate(msg.param(1), TOPICLEN).to_owned();
+    let text = truncate(msg.param(1), TOPICLEN);
     let me = ctx.me();
     let mask = me.mask();
     let set_by = me.nick_or_star().to_owned();
-    let now = ctx.state.now_ms;
-    let Some(ch) = ctx.state.channels.get_mut(&key) else {
+    set_topic(ctx.state, ctx.out, &key, text, &mask, &set_by, &mask);
+}
+
+/// Sets the topic of channel `key` to `text` (none when empty), recorded as set by
+/// `set_by`, announced to the members from `source` and to services as set by `setter`.
+pub(crate) fn set_topic(
+    state: &mut State,
+    out: &mut Output,
+    key: &str,
+    text: &str,
+    source: &str,
+    set_by: &str,
+    setter: &str,
+) {
+    let now = state.now_ms;
+    let Some(ch) = state.channels.get_mut(key) else {
         return;
     };
-    ch.topic = if text.is_empty() {
-        None
-    } else {
-        Some(Topic {
-            text: text.clone(),
-            set_by,
-            set_ms: now,
-        })
-    };
+    ch.topic = (!text.is_empty()).then(|| Topic {
+        text: text.to_owned(),
+        set_by: set_by.to_owned(),
+        set_ms: now,
+    });
+    let shown = ch.name.clone();
     let members = ch.members.keys().copied().collect();
-    ctx.out
-        .send_sorted(members, format!(":{mask} TOPIC {shown} :{text}"));
-    services::emit(ctx.state, ctx.out, EventKind::Topic, || Event::Topic {
+    out.send_sorted(members, format!(":{source} TOPIC {shown} :{text}"));
+    services::emit(state, out, EventKind::Topic, || Event::Topic {
         channel: shown,
-        text,
-        setter: mask,
+        text: text.to_owned(),
+        setter: setter.to_owned(),
     });
 }
 

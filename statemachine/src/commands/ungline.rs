@@ -3,22 +3,23 @@
 
 use super::Ctx;
 use super::away::truncate;
-use super::gline::notice;
 use crate::casemap::{eq, fold};
+use crate::config::MAX_BAN_MASK;
 use crate::message::Message;
 
 pub(crate) fn handle(ctx: &mut Ctx, msg: &Message) {
-    let mask = truncate(msg.param(0), 100);
+    // No ban mask is longer (GLINE and `[Banned]` both check it): the cut loses no match
+    // and keeps the notices short.
+    let mask = truncate(msg.param(0), MAX_BAN_MASK);
     if let Some(g) = ctx.state.glines.remove(&fold(mask)) {
-        notice(ctx, &format!("*** G-line on {} removed", g.mask));
+        ctx.server_notice(&format!("*** G-line on {} removed", g.mask));
     } else if ctx.state.config.banned.keys().any(|k| eq(k, mask)) {
-        notice(
-            ctx,
+        ctx.server_notice(
             &format!(
                 "*** {mask} is banned by the network configuration ([Banned]); a configuration change lifts it"
             ),
         );
     } else {
-        notice(ctx, &format!("*** No G-line on {mask}"));
+        ctx.server_notice(&format!("*** No G-line on {mask}"));
     }
 }

@@ -138,11 +138,9 @@ pub(crate) fn shown(word: &str) -> String {
     word.chars().take(ECHO_CHARS).collect()
 }
 
-/// `#name`, no spaces, commas or control characters, at most 50 bytes.
+/// A channel name the IRC logic accepts (one rule for both).
 pub(crate) fn valid_channel(name: &str) -> bool {
-    name.starts_with('#')
-        && (2..=50).contains(&name.len())
-        && !name.contains(|c: char| c == ',' || c.is_whitespace() || c.is_control())
+    unsplit_services::valid_channel_name(name)
 }
 
 /// Runs the common checks, then the handler. Every message gets an answer.
