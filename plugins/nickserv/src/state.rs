@@ -14,8 +14,6 @@ pub(crate) const HASH_TIMEOUT_MS: u64 = 60_000;
 pub(crate) const MAX_FAILURES: usize = 5;
 /// … within this long.
 pub(crate) const FAILURE_WINDOW_MS: u64 = 5 * 60_000;
-/// Longest password sent to the host (it refuses longer ones).
-pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct State {
@@ -115,9 +113,7 @@ impl Purpose {
             | Purpose::Drop { account } => Some(account),
         }
     }
-}
 
-impl Purpose {
     /// The folded account a verification would log the session in to (IDENTIFY, SASL).
     pub(crate) fn logs_in_to(&self) -> Option<&str> {
         match self {
