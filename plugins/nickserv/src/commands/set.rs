@@ -1,8 +1,7 @@
 //! SET PASSWORD <new> | SET EMAIL [address]: changes the sender's account.
 
 use super::{Args, Call, Command, check_new_password, valid_email};
-use crate::hash;
-use crate::state::Purpose;
+use crate::hash::{self, NewPassword};
 
 pub(crate) const COMMAND: Command = Command {
     name: "SET",
@@ -39,7 +38,7 @@ fn handler(call: &mut Call<'_>, args: &Args<'_>) {
                 return;
             }
             let session = call.from.session;
-            let purpose = Purpose::SetPassword { account: folded };
+            let purpose = NewPassword::SetPassword { account: folded };
             if let Err(refusal) =
                 hash::request_new(call.st, call.ctx, call.out, session, password, purpose)
             {
