@@ -82,11 +82,7 @@ pub(crate) fn complete(
         );
     }
     if login {
-        out.push(Action::SetAccount {
-            session,
-            account: Some(name.clone()),
-        });
-        notice(out, session, format!("You are now identified for {name}."));
+        super::identify::complete(st, out, session, folded);
     }
     if holder == Some(session) {
         return;
