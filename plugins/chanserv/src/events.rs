@@ -1,7 +1,7 @@
 //! What ChanServ does on its own: auto-op/voice on join and on login, topic retention,
 //! and forgetting dropped accounts.
 
-use unsplit_services::{Action, ChannelStatus, Context, User, casefold};
+use unsplit_services::{Action, ChannelStatus, User, casefold};
 
 use crate::flags::Flags;
 use crate::state::{State, Topic};
@@ -69,14 +69,13 @@ pub(crate) fn account_change(
 }
 
 /// A topic change in a registered channel is remembered (an empty one forgets it).
-pub(crate) fn topic(st: &mut State, ctx: &Context, channel: &str, text: &str, setter: &str) {
+pub(crate) fn topic(st: &mut State, channel: &str, text: &str, setter: &str) {
     let Some(registered) = st.channels.get_mut(&casefold(channel)) else {
         return;
     };
     registered.topic = (!text.is_empty()).then(|| Topic {
         text: text.to_owned(),
         setter: setter.to_owned(),
-        set_ms: ctx.time_ms,
     });
 }
 

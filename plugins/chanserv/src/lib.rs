@@ -78,7 +78,7 @@ impl ChanServ {
                 channel,
                 text,
                 setter,
-            } => events::topic(st, ctx, &channel, &text, &setter),
+            } => events::topic(st, &channel, &text, &setter),
             Event::AccountDropped(account) => events::account_dropped(st, out, &account),
             // ChanServ keeps nothing per session: every event names its user, and the
             // logic checks the nicks of its mode changes. So `Users` teaches it nothing.

@@ -54,7 +54,6 @@ pub(crate) struct Session {
     pub nick: String,
     /// The account it is logged in to, as the IRC logic last told us.
     pub account: Option<String>,
-    pub oper: bool,
     /// It was told to identify for a registered nick.
     pub warned: Option<Warned>,
 }
@@ -128,7 +127,6 @@ impl Session {
         Session {
             nick: user.nick.clone(),
             account: user.account.clone(),
-            oper: user.oper,
             warned: None,
         }
     }
@@ -150,7 +148,6 @@ impl State {
             .or_insert_with(|| Session::from_user(user));
         session.nick.clone_from(&user.nick);
         session.account.clone_from(&user.account);
-        session.oper = user.oper;
     }
 
     /// The sessions on the network, all of them (`Users`, when the service starts): the
