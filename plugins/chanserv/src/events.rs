@@ -6,16 +6,12 @@ use unsplit_services::{Action, ChannelStatus, User, casefold};
 use crate::flags::Flags;
 use crate::state::{State, Topic};
 
-fn flag(letter: char) -> Flags {
-    Flags::letter(letter).unwrap_or(Flags::ALL)
-}
-
 /// `+o` for `O`, else `+v` for `V`, unless the user already has that (or more).
 fn auto_mode(flags: Flags, status: Option<&ChannelStatus>) -> Option<&'static str> {
     let (op, voice) = status.map_or((false, false), |s| (s.op, s.voice));
-    if flags.contains(flag('O')) && !op {
+    if flags.contains(Flags::AUTO_OP) && !op {
         Some("+o")
-    } else if flags.contains(flag('V')) && !op && !voice {
+    } else if flags.contains(Flags::AUTO_VOICE) && !op && !voice {
         Some("+v")
     } else {
         None

@@ -42,7 +42,7 @@ pub(crate) struct Command {
     pub needs_login: bool,
     pub channel: ChannelArg,
     /// The flag needed on that (registered) channel; founders have every flag.
-    pub flag: Option<char>,
+    pub flag: Option<Flags>,
     pub syntax: &'static str,
     /// One line for the command list.
     pub summary: &'static str,
@@ -188,14 +188,14 @@ pub(crate) fn dispatch(call: &mut Call<'_>, text: &str) {
                 call.reply(format!("{name} is not registered."));
                 return;
             };
-            if let Some(letter) = command.flag
-                && !call
-                    .flags(&folded)
-                    .allows(Flags::letter(letter).unwrap_or(Flags::ALL))
+            if let Some(flag) = command.flag
+                && !call.flags(&folded).allows(flag)
             {
                 let text = format!(
-                    "You need the {letter} flag on {} to use {}.",
-                    channel.name, command.name
+                    "You need the {} flag on {} to use {}.",
+                    flag.letters(),
+                    channel.name,
+                    command.name
                 );
                 call.reply(text);
                 return;
