@@ -13,7 +13,10 @@
 
 mod conversions;
 mod support;
-pub use support::{ctcp_reply, decode_state, encode_state, parse_duration_ms, utc_date};
+pub use support::{
+    Args, CommandSpec, Commands, ECHO_CHARS, ctcp_reply, decode_state, encode_state, notice,
+    parse_duration_ms, shown, utc_date,
+};
 #[cfg(feature = "guest")]
 pub mod guest;
 #[cfg(feature = "hasher")]
