@@ -18,7 +18,7 @@
 //!
 //! Snapshot format 1: `1u32` little-endian, then the postcard encoding of the state.
 
-use unsplit_services::{Action, Context, Event, EventKind, Plugin, PluginInfo, SessionId};
+use unsplit_services::{Action, Context, Event, EventKind, Plugin, PluginInfo};
 
 mod commands;
 mod events;
@@ -37,14 +37,6 @@ pub const SNAPSHOT_FORMAT: u32 = 1;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChanServ {
     state: State,
-}
-
-/// A notice from ChanServ.
-pub(crate) fn notice(out: &mut Vec<Action>, to: SessionId, text: impl Into<String>) {
-    out.push(Action::Notice {
-        to,
-        text: text.into(),
-    });
 }
 
 impl ChanServ {

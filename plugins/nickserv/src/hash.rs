@@ -5,11 +5,11 @@
 //! from replicated data; verifications send the stored salt and algorithm and compare
 //! the hash that comes back with the stored one.
 
-use unsplit_services::{Action, Context, Hashed, MAX_PASSWORD_BYTES, SessionId, casefold};
+use unsplit_services::{Action, Context, Hashed, MAX_PASSWORD_BYTES, SessionId, casefold, notice};
 
 use crate::commands::{drop, ghost, identify, regain};
+use crate::protect;
 use crate::state::{Account, HASH_TIMEOUT_MS, MAX_FAILURES, Password, Pending, Purpose, State};
-use crate::{notice, protect};
 
 /// Why a hash was not asked for. The texts are the notices the user gets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

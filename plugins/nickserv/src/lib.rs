@@ -42,14 +42,6 @@ pub struct NickServ {
     state: State,
 }
 
-/// A notice from NickServ.
-pub(crate) fn notice(out: &mut Vec<Action>, to: SessionId, text: impl Into<String>) {
-    out.push(Action::Notice {
-        to,
-        text: text.into(),
-    });
-}
-
 impl NickServ {
     /// Handles one event; sessions whose nick protection must be checked go to `check`
     /// (done once the whole call's events are in).

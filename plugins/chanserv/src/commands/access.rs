@@ -3,9 +3,9 @@
 //! `f`. Only founders grant, remove or change founders, and a founder's `F` is removed
 //! only by that founder, never leaving the channel without one.
 
-use unsplit_services::casefold;
+use unsplit_services::{casefold, shown};
 
-use super::{Args, Call, ChannelArg, Command, shown};
+use super::{Args, Call, ChannelArg, Command};
 use crate::flags::{Change, Flags};
 use crate::state::Access;
 
@@ -37,7 +37,7 @@ fn handler(call: &mut Call<'_>, args: &Args<'_>) {
 }
 
 fn list(call: &mut Call<'_>, args: &Args<'_>) {
-    let folded = args.folded_channel();
+    let folded = args.folded(0);
     let mine = call.flags(&folded);
     let Some(channel) = call.st.channels.get(&folded) else {
         return;
@@ -114,7 +114,7 @@ fn editor(call: &mut Call<'_>, folded: &str, sub: &str) -> Option<(Flags, String
 }
 
 fn add(call: &mut Call<'_>, args: &Args<'_>, account: &str, flags: &str) {
-    let folded = args.folded_channel();
+    let folded = args.folded(0);
     let Some((mine, name)) = editor(call, &folded, "ADD") else {
         return;
     };
@@ -166,7 +166,7 @@ fn add(call: &mut Call<'_>, args: &Args<'_>, account: &str, flags: &str) {
 }
 
 fn del(call: &mut Call<'_>, args: &Args<'_>, account: &str) {
-    let folded = args.folded_channel();
+    let folded = args.folded(0);
     let Some((_, name)) = editor(call, &folded, "DEL") else {
         return;
     };

@@ -2,11 +2,11 @@
 //! session using it is renamed to a guest nick first, then the sender gets the nick;
 //! the IRC logic announces both like ordinary NICKs (RobustIRC's services did not).
 
-use unsplit_services::{Action, SessionId, casefold};
+use unsplit_services::{Action, SessionId, casefold, notice};
 
 use super::{Args, Call, Command};
+use crate::hash;
 use crate::state::{Purpose, State};
-use crate::{hash, notice};
 
 pub(crate) const COMMAND: Command = Command {
     name: "REGAIN",

@@ -1,5 +1,7 @@
 //! SET PASSWORD <new> | SET EMAIL [address]: changes the sender's account.
 
+use unsplit_services::shown;
+
 use super::{Args, Call, Command, check_new_password, valid_email};
 use crate::hash::{self, NewPassword};
 
@@ -63,8 +65,7 @@ fn handler(call: &mut Call<'_>, args: &Args<'_>) {
             call.reply(text);
         }
         _ => {
-            let shown: String = option.chars().take(32).collect();
-            call.reply(format!("Unknown SET option {shown}."));
+            call.reply(format!("Unknown SET option {}.", shown(&option)));
             call.reply(format!("Syntax: {}", COMMAND.syntax));
         }
     }
