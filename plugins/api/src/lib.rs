@@ -14,8 +14,8 @@
 mod conversions;
 mod support;
 pub use support::{
-    CHANNELLEN, civil_from_days, ctcp_reply, decode_state, encode_state, parse_duration_ms,
-    utc_date, valid_channel_name,
+    Args, CHANNELLEN, CommandSpec, Commands, ECHO_CHARS, civil_from_days, ctcp_reply, decode_state,
+    encode_state, notice, parse_duration_ms, shown, utc_date, valid_channel_name,
 };
 #[cfg(feature = "guest")]
 pub mod guest;

@@ -1,21 +1,17 @@
 //! What ChanServ does on its own: auto-op/voice on join and on login, topic retention,
 //! and forgetting dropped accounts.
 
-use unsplit_services::{Action, ChannelStatus, Context, User, casefold};
+use unsplit_services::{Action, ChannelStatus, User, casefold};
 
 use crate::flags::Flags;
 use crate::state::{State, Topic};
 
-fn flag(letter: char) -> Flags {
-    Flags::letter(letter).unwrap_or(Flags::ALL)
-}
-
 /// `+o` for `O`, else `+v` for `V`, unless the user already has that (or more).
 fn auto_mode(flags: Flags, status: Option<&ChannelStatus>) -> Option<&'static str> {
     let (op, voice) = status.map_or((false, false), |s| (s.op, s.voice));
-    if flags.contains(flag('O')) && !op {
+    if flags.contains(Flags::AUTO_OP) && !op {
         Some("+o")
-    } else if flags.contains(flag('V')) && !op && !voice {
+    } else if flags.contains(Flags::AUTO_VOICE) && !op && !voice {
         Some("+v")
     } else {
         None
@@ -69,14 +65,13 @@ pub(crate) fn account_change(
 }
 
 /// A topic change in a registered channel is remembered (an empty one forgets it).
-pub(crate) fn topic(st: &mut State, ctx: &Context, channel: &str, text: &str, setter: &str) {
+pub(crate) fn topic(st: &mut State, channel: &str, text: &str, setter: &str) {
     let Some(registered) = st.channels.get_mut(&casefold(channel)) else {
         return;
     };
     registered.topic = (!text.is_empty()).then(|| Topic {
         text: text.to_owned(),
         setter: setter.to_owned(),
-        set_ms: ctx.time_ms,
     });
 }
 

@@ -13,7 +13,20 @@ pub(crate) struct Flags(u8);
 
 impl Flags {
     pub(crate) const NONE: Flags = Flags(0);
+    /// `F`: every flag, and founder status.
     pub(crate) const FOUNDER: Flags = Flags(1);
+    /// `f`: edit the access list.
+    pub(crate) const ACCESS: Flags = Flags(1 << 1);
+    /// `o`: OP and DEOP.
+    pub(crate) const OP: Flags = Flags(1 << 2);
+    /// `O`: auto-op on join.
+    pub(crate) const AUTO_OP: Flags = Flags(1 << 3);
+    /// `v`: VOICE and DEVOICE.
+    pub(crate) const VOICE: Flags = Flags(1 << 4);
+    /// `V`: auto-voice on join.
+    pub(crate) const AUTO_VOICE: Flags = Flags(1 << 5);
+    /// `t`: TOPIC.
+    pub(crate) const TOPIC: Flags = Flags(1 << 6);
     pub(crate) const ALL: Flags = Flags(0x7f);
 
     /// The flag a letter names.
@@ -50,6 +63,16 @@ impl Flags {
     pub(crate) fn valid(self) -> bool {
         self.0 & !Flags::ALL.0 == 0
     }
+
+    /// The letters of the flags, in order (`FfoOvVt`); empty for none.
+    pub(crate) fn letters(self) -> String {
+        LETTERS
+            .chars()
+            .enumerate()
+            .filter(|&(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, c)| c)
+            .collect()
+    }
 }
 
 impl std::fmt::Display for Flags {
@@ -58,13 +81,7 @@ impl std::fmt::Display for Flags {
         if self.is_empty() {
             return f.write_str("(none)");
         }
-        f.write_str("+")?;
-        for (i, c) in LETTERS.chars().enumerate() {
-            if self.0 & (1 << i) != 0 {
-                write!(f, "{c}")?;
-            }
-        }
-        Ok(())
+        write!(f, "+{}", self.letters())
     }
 }
 
@@ -154,6 +171,23 @@ mod tests {
         assert_eq!(Change::parse("x"), Err(FlagsError::Unknown('x')));
         assert_eq!(Change::parse("+-"), Err(FlagsError::Empty));
         assert_eq!(Change::parse(""), Err(FlagsError::Empty));
+    }
+
+    #[test]
+    fn named_flags_are_their_letters() {
+        let named = [
+            ('F', Flags::FOUNDER),
+            ('f', Flags::ACCESS),
+            ('o', Flags::OP),
+            ('O', Flags::AUTO_OP),
+            ('v', Flags::VOICE),
+            ('V', Flags::AUTO_VOICE),
+            ('t', Flags::TOPIC),
+        ];
+        for (letter, flag) in named {
+            assert_eq!(Flags::letter(letter), Some(flag));
+            assert_eq!(flag.letters(), letter.to_string());
+        }
     }
 
     #[test]

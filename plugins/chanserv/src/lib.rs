@@ -18,8 +18,7 @@
 //!
 //! Snapshot format 1: `1u32` little-endian, then the postcard encoding of the state.
 
-use serde::{Deserialize, Serialize};
-use unsplit_services::{Action, Context, Event, EventKind, Plugin, PluginInfo, SessionId};
+use unsplit_services::{Action, Context, Event, EventKind, Plugin, PluginInfo};
 
 mod commands;
 mod events;
@@ -35,17 +34,9 @@ use state::State;
 pub const SNAPSHOT_FORMAT: u32 = 1;
 
 /// The ChanServ plugin. `Default` is a fresh network: no registered channels.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChanServ {
     state: State,
-}
-
-/// A notice from ChanServ.
-pub(crate) fn notice(out: &mut Vec<Action>, to: SessionId, text: impl Into<String>) {
-    out.push(Action::Notice {
-        to,
-        text: text.into(),
-    });
 }
 
 impl ChanServ {
@@ -78,7 +69,7 @@ impl ChanServ {
                 channel,
                 text,
                 setter,
-            } => events::topic(st, ctx, &channel, &text, &setter),
+            } => events::topic(st, &channel, &text, &setter),
             Event::AccountDropped(account) => events::account_dropped(st, out, &account),
             // ChanServ keeps nothing per session: every event names its user, and the
             // logic checks the nicks of its mode changes. So `Users` teaches it nothing.

@@ -36,7 +36,6 @@ pub(crate) struct Access {
 pub(crate) struct Topic {
     pub text: String,
     pub setter: String,
-    pub set_ms: u64,
 }
 
 impl Channel {

@@ -5,13 +5,11 @@
 //! from replicated data; verifications send the stored salt and algorithm and compare
 //! the hash that comes back with the stored one.
 
-use unsplit_services::{Action, Context, Hashed, SessionId, casefold};
+use unsplit_services::{Action, Context, Hashed, MAX_PASSWORD_BYTES, SessionId, casefold, notice};
 
 use crate::commands::{drop, ghost, identify, regain};
-use crate::state::{
-    Account, HASH_TIMEOUT_MS, MAX_FAILURES, MAX_PASSWORD_BYTES, Password, Pending, Purpose, State,
-};
-use crate::{notice, protect};
+use crate::protect;
+use crate::state::{Account, HASH_TIMEOUT_MS, MAX_FAILURES, Password, Pending, Purpose, State};
 
 /// Why a hash was not asked for. The texts are the notices the user gets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,6 +34,17 @@ fn new_salt(ctx: &Context, id: u64, folded: &str) -> Vec<u8> {
     salt
 }
 
+/// What a new password is for: the purposes that ask for a hash without verifying one.
+pub(crate) enum NewPassword {
+    /// A new account: the name to register (case kept).
+    Register {
+        account: String,
+        email: Option<String>,
+    },
+    /// A new password for an account (folded).
+    SetPassword { account: String },
+}
+
 /// Asks for the hash of a new password (REGISTER, SET PASSWORD).
 pub(crate) fn request_new(
     st: &mut State,
@@ -43,7 +52,7 @@ pub(crate) fn request_new(
     out: &mut Vec<Action>,
     session: SessionId,
     password: &str,
-    purpose: Purpose,
+    new: NewPassword,
 ) -> Result<(), Refusal> {
     if st.has_pending(session) {
         return Err(Refusal::Busy);
@@ -51,28 +60,21 @@ pub(crate) fn request_new(
     if password.len() > MAX_PASSWORD_BYTES {
         return Err(Refusal::TooLong);
     }
-    let folded = match &purpose {
-        Purpose::Register { account, .. } => casefold(account),
-        Purpose::SetPassword { account } => account.clone(),
-        other => other.verifies().unwrap_or_default().to_owned(),
+    let (folded, purpose) = match new {
+        NewPassword::Register { account, email } => {
+            (casefold(&account), Purpose::Register { account, email })
+        }
+        NewPassword::SetPassword { account } => (account.clone(), Purpose::SetPassword { account }),
     };
     let id = st.next_id();
     let salt = new_salt(ctx, id, &folded);
-    out.push(Action::HashPassword {
-        id,
-        password: password.to_owned(),
-        salt: salt.clone(),
-        algorithm: None,
-    });
-    st.pending.insert(
-        id,
-        Pending {
-            session,
-            asked_ms: ctx.time_ms,
-            salt,
-            purpose,
-        },
-    );
+    let pending = Pending {
+        session,
+        asked_ms: ctx.time_ms,
+        salt,
+        purpose,
+    };
+    ask(st, out, id, password, None, pending);
     Ok(())
 }
 
@@ -104,22 +106,32 @@ pub(crate) fn request_verify(
         algorithm, salt, ..
     } = account.password.clone();
     let id = st.next_id();
+    let pending = Pending {
+        session,
+        asked_ms: ctx.time_ms,
+        salt,
+        purpose,
+    };
+    ask(st, out, id, password, Some(algorithm), pending);
+    Ok(())
+}
+
+/// Sends hash request `id` to the host and keeps what to do with its answer.
+fn ask(
+    st: &mut State,
+    out: &mut Vec<Action>,
+    id: u64,
+    password: &str,
+    algorithm: Option<String>,
+    pending: Pending,
+) {
     out.push(Action::HashPassword {
         id,
         password: password.to_owned(),
-        salt: salt.clone(),
-        algorithm: Some(algorithm),
+        salt: pending.salt.clone(),
+        algorithm,
     });
-    st.pending.insert(
-        id,
-        Pending {
-            session,
-            asked_ms: ctx.time_ms,
-            salt,
-            purpose,
-        },
-    );
-    Ok(())
+    st.pending.insert(id, pending);
 }
 
 /// A `PasswordHashed` event: finishes the request it answers (unknown ids — expired,

@@ -19,7 +19,6 @@
 //!
 //! Snapshot format 1: `1u32` little-endian, then the postcard encoding of the state.
 
-use serde::{Deserialize, Serialize};
 use unsplit_services::{Action, Context, Event, EventKind, Plugin, PluginInfo, SessionId};
 
 mod commands;
@@ -38,17 +37,9 @@ use state::State;
 pub const SNAPSHOT_FORMAT: u32 = 1;
 
 /// The NickServ plugin. `Default` is a fresh network: no accounts, default settings.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NickServ {
     state: State,
-}
-
-/// A notice from NickServ.
-pub(crate) fn notice(out: &mut Vec<Action>, to: SessionId, text: impl Into<String>) {
-    out.push(Action::Notice {
-        to,
-        text: text.into(),
-    });
 }
 
 impl NickServ {

@@ -1,9 +1,8 @@
 //! Nick protection: a session using a registered nick without being logged in to its
 //! account is told to identify, and renamed to a guest nick when the grace period ends.
 
-use unsplit_services::{Action, Context, SessionId, casefold};
+use unsplit_services::{Action, Context, SessionId, casefold, notice};
 
-use crate::notice;
 use crate::state::{State, Warned};
 
 /// After a session registered, changed nick or logged in or out (or a login failed):

@@ -17,15 +17,11 @@ pub(crate) fn handle(
 ) {
     let folded = casefold(authcid);
     let acting_as_other = !authzid.is_empty() && casefold(authzid) != folded;
-    if acting_as_other || !st.accounts.contains_key(&folded) {
-        out.push(Action::SaslResult {
-            session,
-            account: None,
-        });
-        return;
-    }
+    // An unknown account is refused by the request like any other reason.
     let purpose = Purpose::Sasl { account: folded };
-    if hash::request_verify(st, ctx, out, session, authcid, password, purpose).is_err() {
+    if acting_as_other
+        || hash::request_verify(st, ctx, out, session, authcid, password, purpose).is_err()
+    {
         out.push(Action::SaslResult {
             session,
             account: None,

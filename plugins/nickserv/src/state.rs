@@ -14,8 +14,6 @@ pub(crate) const HASH_TIMEOUT_MS: u64 = 60_000;
 pub(crate) const MAX_FAILURES: usize = 5;
 /// … within this long.
 pub(crate) const FAILURE_WINDOW_MS: u64 = 5 * 60_000;
-/// Longest password sent to the host (it refuses longer ones).
-pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct State {
@@ -56,7 +54,6 @@ pub(crate) struct Session {
     pub nick: String,
     /// The account it is logged in to, as the IRC logic last told us.
     pub account: Option<String>,
-    pub oper: bool,
     /// It was told to identify for a registered nick.
     pub warned: Option<Warned>,
 }
@@ -115,9 +112,7 @@ impl Purpose {
             | Purpose::Drop { account } => Some(account),
         }
     }
-}
 
-impl Purpose {
     /// The folded account a verification would log the session in to (IDENTIFY, SASL).
     pub(crate) fn logs_in_to(&self) -> Option<&str> {
         match self {
@@ -132,7 +127,6 @@ impl Session {
         Session {
             nick: user.nick.clone(),
             account: user.account.clone(),
-            oper: user.oper,
             warned: None,
         }
     }
@@ -154,7 +148,6 @@ impl State {
             .or_insert_with(|| Session::from_user(user));
         session.nick.clone_from(&user.nick);
         session.account.clone_from(&user.account);
-        session.oper = user.oper;
     }
 
     /// The sessions on the network, all of them (`Users`, when the service starts): the

@@ -3,9 +3,9 @@
 //! `f`. Only founders grant, remove or change founders, and a founder's `F` is removed
 //! only by that founder, never leaving the channel without one.
 
-use unsplit_services::casefold;
+use unsplit_services::{casefold, shown};
 
-use super::{Args, Call, ChannelArg, Command, shown};
+use super::{Args, Call, ChannelArg, Command};
 use crate::flags::{Change, Flags};
 use crate::state::Access;
 
@@ -37,7 +37,7 @@ fn handler(call: &mut Call<'_>, args: &Args<'_>) {
 }
 
 fn list(call: &mut Call<'_>, args: &Args<'_>) {
-    let folded = args.folded_channel();
+    let folded = args.folded(0);
     let mine = call.flags(&folded);
     let Some(channel) = call.st.channels.get(&folded) else {
         return;
@@ -99,17 +99,25 @@ fn may_unfound(call: &Call<'_>, folded_channel: &str, target: &str) -> Result<()
     Ok(())
 }
 
+/// ADD and DEL (`sub`) begin alike: the sender needs `f` on the channel (folded).
+/// The sender's flags and the channel's name if so; `None` once refused.
+fn editor(call: &mut Call<'_>, folded: &str, sub: &str) -> Option<(Flags, String)> {
+    let mine = call.flags(folded);
+    let name = call.st.channels.get(folded)?.name.clone();
+    if !mine.allows(Flags::ACCESS) {
+        call.reply(format!(
+            "You need the f flag on {name} to use ACCESS {sub}."
+        ));
+        return None;
+    }
+    Some((mine, name))
+}
+
 fn add(call: &mut Call<'_>, args: &Args<'_>, account: &str, flags: &str) {
-    let folded = args.folded_channel();
-    let mine = call.flags(&folded);
-    let Some(channel) = call.st.channels.get(&folded) else {
+    let folded = args.folded(0);
+    let Some((mine, name)) = editor(call, &folded, "ADD") else {
         return;
     };
-    let name = channel.name.clone();
-    if !mine.allows(Flags::letter('f').unwrap_or(Flags::ALL)) {
-        call.reply(format!("You need the f flag on {name} to use ACCESS ADD."));
-        return;
-    }
     if !valid_account(account) {
         call.reply(format!("{} is not a valid account name.", shown(account)));
         return;
@@ -122,7 +130,11 @@ fn add(call: &mut Call<'_>, args: &Args<'_>, account: &str, flags: &str) {
         }
     };
     let target = casefold(account);
-    let old = channel.flags(Some(account));
+    let old = call
+        .st
+        .channels
+        .get(&folded)
+        .map_or(Flags::NONE, |c| c.flags(Some(account)));
     let new = change.apply(old);
     if (old.is_founder() || new.is_founder()) && !mine.is_founder() {
         call.reply(format!("Only a founder of {name} can change founders."));
@@ -154,18 +166,17 @@ fn add(call: &mut Call<'_>, args: &Args<'_>, account: &str, flags: &str) {
 }
 
 fn del(call: &mut Call<'_>, args: &Args<'_>, account: &str) {
-    let folded = args.folded_channel();
-    let mine = call.flags(&folded);
-    let Some(channel) = call.st.channels.get(&folded) else {
+    let folded = args.folded(0);
+    let Some((_, name)) = editor(call, &folded, "DEL") else {
         return;
     };
-    let name = channel.name.clone();
-    if !mine.allows(Flags::letter('f').unwrap_or(Flags::ALL)) {
-        call.reply(format!("You need the f flag on {name} to use ACCESS DEL."));
-        return;
-    }
     let target = casefold(account);
-    let Some(entry) = channel.access.get(&target) else {
+    let entry = call
+        .st
+        .channels
+        .get(&folded)
+        .and_then(|c| c.access.get(&target));
+    let Some(entry) = entry else {
         call.reply(format!(
             "{} is not on the access list of {name}.",
             shown(account)

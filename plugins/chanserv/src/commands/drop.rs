@@ -17,7 +17,7 @@ pub(crate) const COMMAND: Command = Command {
 };
 
 fn handler(call: &mut Call<'_>, args: &Args<'_>) {
-    let folded = args.folded_channel();
+    let folded = args.folded(0);
     let Some(channel) = call.st.channels.get(&folded) else {
         return;
     };

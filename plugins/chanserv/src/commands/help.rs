@@ -1,6 +1,6 @@
 //! HELP [command]: the command list, or one command's syntax and description.
 
-use super::{Args, COMMANDS, Call, ChannelArg, Command, SERVICE, lookup, shown};
+use super::{Args, COMMANDS, Call, ChannelArg, Command};
 
 pub(crate) const COMMAND: Command = Command {
     name: "HELP",
@@ -15,25 +15,5 @@ pub(crate) const COMMAND: Command = Command {
 };
 
 fn handler(call: &mut Call<'_>, args: &Args<'_>) {
-    if let Some(word) = args.get(0) {
-        let upper = word.to_ascii_uppercase();
-        let Some(command) = lookup(&upper) else {
-            call.reply(format!("No help available for {}.", shown(&upper)));
-            return;
-        };
-        call.reply(format!("Syntax: {}", command.syntax));
-        for line in command.help {
-            call.reply(*line);
-        }
-        return;
-    }
-    call.reply(format!(
-        "{SERVICE} keeps registered channels: their access lists, modes and topics."
-    ));
-    for command in COMMANDS {
-        call.reply(format!("{:<8} {}", command.name, command.summary));
-    }
-    call.reply(format!(
-        "Type /msg {SERVICE} HELP <command> for more about a command."
-    ));
+    COMMANDS.help(args.get(0), call.out, call.from.session);
 }

@@ -1,11 +1,15 @@
 //! One ChanServ command per file, and the dispatch table with each command's metadata
-//! (arguments, login, which channel it needs, the flag it needs, help), so HELP and the
-//! common checks live here once.
+//! (arguments, login, which channel it needs, the flag it needs, help); the checks every
+//! service shares and HELP are [`unsplit_services::Commands`], the channel checks are
+//! here.
 
-use unsplit_services::{Action, ChannelStatus, Context, User, casefold, command_word};
+use unsplit_services::{
+    Action, ChannelStatus, CommandSpec, Commands, Context, User, casefold, notice, shown,
+};
+
+pub(crate) use unsplit_services::Args;
 
 use crate::flags::Flags;
-use crate::notice;
 use crate::state::{Channel, State};
 
 mod access;
@@ -42,7 +46,7 @@ pub(crate) struct Command {
     pub needs_login: bool,
     pub channel: ChannelArg,
     /// The flag needed on that (registered) channel; founders have every flag.
-    pub flag: Option<char>,
+    pub flag: Option<Flags>,
     pub syntax: &'static str,
     /// One line for the command list.
     pub summary: &'static str,
@@ -51,23 +55,46 @@ pub(crate) struct Command {
     pub handler: fn(&mut Call<'_>, &Args<'_>),
 }
 
-/// The table, in the order HELP lists it.
-pub(crate) const COMMANDS: &[Command] = &[
-    help::COMMAND,
-    register::COMMAND,
-    drop::COMMAND,
-    info::COMMAND,
-    op::COMMAND,
-    deop::COMMAND,
-    voice::COMMAND,
-    devoice::COMMAND,
-    access::COMMAND,
-    topic::COMMAND,
-];
-
-pub(crate) fn lookup(word: &str) -> Option<&'static Command> {
-    COMMANDS.iter().find(|c| c.name == word)
+impl CommandSpec for Command {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn min_args(&self) -> usize {
+        self.min_args
+    }
+    fn needs_login(&self) -> bool {
+        self.needs_login
+    }
+    fn syntax(&self) -> &'static str {
+        self.syntax
+    }
+    fn summary(&self) -> &'static str {
+        self.summary
+    }
+    fn help(&self) -> &'static [&'static str] {
+        self.help
+    }
 }
+
+/// The table, in the order HELP lists it.
+pub(crate) const COMMANDS: Commands<Command> = Commands {
+    service: SERVICE,
+    version: env!("CARGO_PKG_VERSION"),
+    intro: "ChanServ keeps registered channels: their access lists, modes and topics.",
+    name_width: 8,
+    list: &[
+        help::COMMAND,
+        register::COMMAND,
+        drop::COMMAND,
+        info::COMMAND,
+        op::COMMAND,
+        deop::COMMAND,
+        voice::COMMAND,
+        devoice::COMMAND,
+        access::COMMAND,
+        topic::COMMAND,
+    ],
+};
 
 /// One message being handled.
 pub(crate) struct Call<'a> {
@@ -100,44 +127,6 @@ impl Call<'_> {
     }
 }
 
-/// A command's arguments: the words, and the text after the first word.
-pub(crate) struct Args<'a> {
-    pub words: Vec<&'a str>,
-    pub rest: &'a str,
-}
-
-impl<'a> Args<'a> {
-    fn new(rest: &'a str) -> Self {
-        Args {
-            words: rest.split_whitespace().collect(),
-            rest,
-        }
-    }
-
-    pub(crate) fn get(&self, i: usize) -> Option<&'a str> {
-        self.words.get(i).copied()
-    }
-
-    /// The first argument, case-folded (the channel for channel commands).
-    pub(crate) fn folded_channel(&self) -> String {
-        casefold(self.get(0).unwrap_or_default())
-    }
-
-    /// Everything after the first word, trimmed.
-    pub(crate) fn after_first(&self) -> &'a str {
-        self.rest
-            .split_once(char::is_whitespace)
-            .map_or("", |(_, tail)| tail.trim())
-    }
-}
-
-/// Echoed words are cut to this many characters.
-const ECHO_CHARS: usize = 50;
-
-pub(crate) fn shown(word: &str) -> String {
-    word.chars().take(ECHO_CHARS).collect()
-}
-
 /// A channel name the IRC logic accepts (one rule for both).
 pub(crate) fn valid_channel(name: &str) -> bool {
     unsplit_services::valid_channel_name(name)
@@ -145,35 +134,9 @@ pub(crate) fn valid_channel(name: &str) -> bool {
 
 /// Runs the common checks, then the handler. Every message gets an answer.
 pub(crate) fn dispatch(call: &mut Call<'_>, text: &str) {
-    if text.starts_with('\u{1}') {
-        if let Some(reply) = unsplit_services::ctcp_reply(SERVICE, env!("CARGO_PKG_VERSION"), text)
-        {
-            call.reply(reply);
-        }
-        return;
-    }
-    let (word, rest) = command_word(text);
-    if word.is_empty() {
-        call.reply(format!("Type /msg {SERVICE} HELP for help."));
-        return;
-    }
-    let Some(command) = lookup(&word) else {
-        call.reply(format!(
-            "Unknown command {}. Type /msg {SERVICE} HELP for help.",
-            shown(&word)
-        ));
+    let Some((command, args)) = COMMANDS.prologue(call.from, text, call.out) else {
         return;
     };
-    if command.needs_login && call.from.account.is_none() {
-        call.reply(format!("You need to be logged in to use {}.", command.name));
-        return;
-    }
-    let args = Args::new(rest);
-    if args.words.len() < command.min_args {
-        call.reply(format!("Insufficient parameters for {}.", command.name));
-        call.reply(format!("Syntax: {}", command.syntax));
-        return;
-    }
     if command.channel != ChannelArg::None {
         let name = args.get(0).unwrap_or_default();
         if !valid_channel(name) {
@@ -186,14 +149,14 @@ pub(crate) fn dispatch(call: &mut Call<'_>, text: &str) {
                 call.reply(format!("{name} is not registered."));
                 return;
             };
-            if let Some(letter) = command.flag
-                && !call
-                    .flags(&folded)
-                    .allows(Flags::letter(letter).unwrap_or(Flags::ALL))
+            if let Some(flag) = command.flag
+                && !call.flags(&folded).allows(flag)
             {
                 let text = format!(
-                    "You need the {letter} flag on {} to use {}.",
-                    channel.name, command.name
+                    "You need the {} flag on {} to use {}.",
+                    flag.letters(),
+                    channel.name,
+                    command.name
                 );
                 call.reply(text);
                 return;
@@ -205,7 +168,7 @@ pub(crate) fn dispatch(call: &mut Call<'_>, text: &str) {
 
 /// OP, DEOP, VOICE and DEVOICE: `modes` on the target (default: the sender).
 pub(crate) fn set_status(call: &mut Call<'_>, args: &Args<'_>, modes: &str, done: &str) {
-    let folded = args.folded_channel();
+    let folded = args.folded(0);
     let Some(channel) = call.st.channels.get(&folded) else {
         return;
     };
@@ -230,5 +193,5 @@ pub(crate) fn set_status(call: &mut Call<'_>, args: &Args<'_>, modes: &str, done
 
 /// The registered channel a handler was dispatched for (checked by the dispatcher).
 pub(crate) fn channel<'s>(st: &'s State, args: &Args<'_>) -> Option<&'s Channel> {
-    st.channels.get(&args.folded_channel())
+    st.channels.get(&args.folded(0))
 }

@@ -1,13 +1,14 @@
 //! OP <#channel> [nick]: `+o` on the nick (default: the sender). Needs `o`.
 
 use super::{Args, Call, ChannelArg, Command, set_status};
+use crate::flags::Flags;
 
 pub(crate) const COMMAND: Command = Command {
     name: "OP",
     min_args: 1,
     needs_login: true,
     channel: ChannelArg::Registered,
-    flag: Some('o'),
+    flag: Some(Flags::OP),
     syntax: "OP <#channel> [nick]",
     summary: "Gives you or someone channel operator status.",
     help: &["Gives you or someone channel operator status. Needs the o flag on the channel."],

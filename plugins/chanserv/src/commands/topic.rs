@@ -3,13 +3,14 @@
 use unsplit_services::Action;
 
 use super::{Args, Call, ChannelArg, Command, channel};
+use crate::flags::Flags;
 
 pub(crate) const COMMAND: Command = Command {
     name: "TOPIC",
     min_args: 2,
     needs_login: true,
     channel: ChannelArg::Registered,
-    flag: Some('t'),
+    flag: Some(Flags::TOPIC),
     syntax: "TOPIC <#channel> <text>",
     summary: "Sets a channel's topic.",
     help: &["Sets a channel's topic. Needs the t flag on the channel."],

@@ -1,11 +1,11 @@
 //! DROP [account] [password]: unregisters an account; the IRC logic logs out every
 //! session logged in to it and tells the other services (ChanServ forgets it).
 
-use unsplit_services::{Action, SessionId, casefold};
+use unsplit_services::{Action, SessionId, casefold, notice};
 
 use super::{Args, Call, Command};
+use crate::hash;
 use crate::state::{Purpose, State};
-use crate::{hash, notice};
 
 pub(crate) const COMMAND: Command = Command {
     name: "DROP",

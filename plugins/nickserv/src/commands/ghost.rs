@@ -1,10 +1,10 @@
 //! GHOST <nick> [password]: disconnects another session using one of your nicks.
 
-use unsplit_services::{Action, SessionId, casefold};
+use unsplit_services::{Action, SessionId, casefold, notice};
 
 use super::{Args, Call, Command};
+use crate::hash;
 use crate::state::{Purpose, State};
-use crate::{hash, notice};
 
 pub(crate) const COMMAND: Command = Command {
     name: "GHOST",

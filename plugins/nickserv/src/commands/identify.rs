@@ -1,10 +1,10 @@
 //! IDENTIFY [account] <password> (alias LOGIN): logs in once the host's hash matches.
 
-use unsplit_services::{Action, SessionId, casefold};
+use unsplit_services::{Action, SessionId, casefold, notice};
 
 use super::{Args, Call, Command};
+use crate::hash;
 use crate::state::{Purpose, State};
-use crate::{hash, notice};
 
 pub(crate) const COMMAND: Command = Command {
     name: "IDENTIFY",

@@ -1,9 +1,11 @@
 //! One NickServ command per file, and the dispatch table with each command's metadata
-//! (aliases, arguments, login, help), so HELP and the common checks live here once.
+//! (aliases, arguments, login, help); the checks every service shares and HELP are
+//! [`unsplit_services::Commands`].
 
-use unsplit_services::{Action, Context, User, command_word};
+use unsplit_services::{Action, CommandSpec, Commands, Context, User, notice};
 
-use crate::notice;
+pub(crate) use unsplit_services::Args;
+
 use crate::state::State;
 
 pub(crate) mod drop;
@@ -35,25 +37,48 @@ pub(crate) struct Command {
     pub handler: fn(&mut Call<'_>, &Args<'_>),
 }
 
-/// The table, in the order HELP lists it.
-pub(crate) const COMMANDS: &[Command] = &[
-    help::COMMAND,
-    register::COMMAND,
-    identify::COMMAND,
-    logout::COMMAND,
-    ghost::COMMAND,
-    regain::COMMAND,
-    drop::COMMAND,
-    info::COMMAND,
-    set::COMMAND,
-];
-
-/// Looks a command up by its upper-case name or an alias.
-pub(crate) fn lookup(word: &str) -> Option<&'static Command> {
-    COMMANDS
-        .iter()
-        .find(|c| c.name == word || c.aliases.contains(&word))
+impl CommandSpec for Command {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn aliases(&self) -> &'static [&'static str] {
+        self.aliases
+    }
+    fn min_args(&self) -> usize {
+        self.min_args
+    }
+    fn needs_login(&self) -> bool {
+        self.needs_login
+    }
+    fn syntax(&self) -> &'static str {
+        self.syntax
+    }
+    fn summary(&self) -> &'static str {
+        self.summary
+    }
+    fn help(&self) -> &'static [&'static str] {
+        self.help
+    }
 }
+
+/// The table, in the order HELP lists it.
+pub(crate) const COMMANDS: Commands<Command> = Commands {
+    service: SERVICE,
+    version: env!("CARGO_PKG_VERSION"),
+    intro: "NickServ lets you register your nickname as an account and log in to it.",
+    name_width: 9,
+    list: &[
+        help::COMMAND,
+        register::COMMAND,
+        identify::COMMAND,
+        logout::COMMAND,
+        ghost::COMMAND,
+        regain::COMMAND,
+        drop::COMMAND,
+        info::COMMAND,
+        set::COMMAND,
+    ],
+};
 
 /// One message being handled: the state, the entry, the sender and the answers.
 pub(crate) struct Call<'a> {
@@ -75,68 +100,11 @@ impl Call<'_> {
     }
 }
 
-/// A command's arguments: the words, and the text after the first word (a password
-/// that follows an account name may contain spaces).
-pub(crate) struct Args<'a> {
-    pub words: Vec<&'a str>,
-    pub rest: &'a str,
-}
-
-impl<'a> Args<'a> {
-    fn new(rest: &'a str) -> Self {
-        Args {
-            words: rest.split_whitespace().collect(),
-            rest,
-        }
-    }
-
-    pub(crate) fn get(&self, i: usize) -> Option<&'a str> {
-        self.words.get(i).copied()
-    }
-
-    /// Everything after the first word, trimmed (empty if there is none).
-    pub(crate) fn after_first(&self) -> &'a str {
-        self.rest
-            .split_once(char::is_whitespace)
-            .map_or("", |(_, tail)| tail.trim())
-    }
-}
-
-/// At most this many characters of an unknown word are echoed back.
-const ECHO_CHARS: usize = 32;
-
 /// Runs the common checks, then the handler. Every message gets an answer.
 pub(crate) fn dispatch(call: &mut Call<'_>, text: &str) {
-    if text.starts_with('\u{1}') {
-        if let Some(reply) = unsplit_services::ctcp_reply(SERVICE, env!("CARGO_PKG_VERSION"), text)
-        {
-            call.reply(reply);
-        }
-        return;
+    if let Some((command, args)) = COMMANDS.prologue(call.from, text, call.out) {
+        (command.handler)(call, &args);
     }
-    let (word, rest) = command_word(text);
-    if word.is_empty() {
-        call.reply(format!("Type /msg {SERVICE} HELP for help."));
-        return;
-    }
-    let Some(command) = lookup(&word) else {
-        let shown: String = word.chars().take(ECHO_CHARS).collect();
-        call.reply(format!(
-            "Unknown command {shown}. Type /msg {SERVICE} HELP for help."
-        ));
-        return;
-    };
-    if command.needs_login && call.from.account.is_none() {
-        call.reply(format!("You need to be logged in to use {}.", command.name));
-        return;
-    }
-    let args = Args::new(rest);
-    if args.words.len() < command.min_args {
-        call.reply(format!("Insufficient parameters for {}.", command.name));
-        call.reply(format!("Syntax: {}", command.syntax));
-        return;
-    }
-    (command.handler)(call, &args);
 }
 
 /// Whether a password is acceptable for an account; the refusal otherwise.

@@ -2,11 +2,11 @@
 //! session using it is renamed to a guest nick first, then the sender gets the nick;
 //! the IRC logic announces both like ordinary NICKs (RobustIRC's services did not).
 
-use unsplit_services::{Action, SessionId, casefold};
+use unsplit_services::{Action, SessionId, casefold, notice};
 
 use super::{Args, Call, Command};
+use crate::hash;
 use crate::state::{Purpose, State};
-use crate::{hash, notice};
 
 pub(crate) const COMMAND: Command = Command {
     name: "REGAIN",
@@ -82,11 +82,7 @@ pub(crate) fn complete(
         );
     }
     if login {
-        out.push(Action::SetAccount {
-            session,
-            account: Some(name.clone()),
-        });
-        notice(out, session, format!("You are now identified for {name}."));
+        super::identify::complete(st, out, session, folded);
     }
     if holder == Some(session) {
         return;

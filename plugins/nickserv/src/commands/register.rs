@@ -4,8 +4,7 @@
 use unsplit_services::casefold;
 
 use super::{Args, Call, Command, check_new_password, valid_email};
-use crate::hash;
-use crate::state::Purpose;
+use crate::hash::{self, NewPassword};
 
 pub(crate) const COMMAND: Command = Command {
     name: "REGISTER",
@@ -44,7 +43,7 @@ fn handler(call: &mut Call<'_>, args: &Args<'_>) {
         call.reply(format!("{email} is not a valid email address."));
         return;
     }
-    let purpose = Purpose::Register {
+    let purpose = NewPassword::Register {
         account: nick,
         email,
     };

@@ -1,8 +1,9 @@
 //! SET PASSWORD <new> | SET EMAIL [address]: changes the sender's account.
 
+use unsplit_services::shown;
+
 use super::{Args, Call, Command, check_new_password, valid_email};
-use crate::hash;
-use crate::state::Purpose;
+use crate::hash::{self, NewPassword};
 
 pub(crate) const COMMAND: Command = Command {
     name: "SET",
@@ -39,7 +40,7 @@ fn handler(call: &mut Call<'_>, args: &Args<'_>) {
                 return;
             }
             let session = call.from.session;
-            let purpose = Purpose::SetPassword { account: folded };
+            let purpose = NewPassword::SetPassword { account: folded };
             if let Err(refusal) =
                 hash::request_new(call.st, call.ctx, call.out, session, password, purpose)
             {
@@ -64,8 +65,7 @@ fn handler(call: &mut Call<'_>, args: &Args<'_>) {
             call.reply(text);
         }
         _ => {
-            let shown: String = option.chars().take(32).collect();
-            call.reply(format!("Unknown SET option {shown}."));
+            call.reply(format!("Unknown SET option {}.", shown(&option)));
             call.reply(format!("Syntax: {}", COMMAND.syntax));
         }
     }
